@@ -1,0 +1,48 @@
+# docora — common tasks. `make test` is what CI runs (.ci/run).
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X github.com/docora/docora/internal/cli.version=$(VERSION)
+
+.PHONY: all build test fmt-check vet lint unit docs check-docs demo clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/docora ./cmd/docora
+
+## test: everything CI checks — formatting, vet, staticcheck, generated docs, the race-enabled
+## test suite (unit, integration and testscripts) and the offline demo.
+test: fmt-check vet lint check-docs unit demo
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+$(STATICCHECK):
+	GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## docs: regenerate completions/ and man/
+docs:
+	$(GO) run ./internal/gendocs -out .
+
+check-docs:
+	@tmp=$$(mktemp -d) && $(GO) run ./internal/gendocs -out $$tmp && \
+	  diff -r completions $$tmp/completions && diff -r man $$tmp/man && rm -rf $$tmp || \
+	  { echo "completions/ or man/ are stale: run 'make docs' and commit"; exit 1; }
+
+demo:
+	$(GO) run ./cmd/docora demo
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/docora/docora/internal/command"
+	"github.com/docora/docora/internal/github"
+	"github.com/docora/docora/internal/gitsource"
+	"github.com/docora/docora/internal/netguard"
+	"github.com/docora/docora/internal/registry"
+)
+
+// refLister lists a non-GitHub remote's refs with go-git to find its default branch.
+type refLister struct{ policy netguard.Policy }
+
+func (r refLister) DefaultBranch(ctx context.Context, url, token string) (string, error) {
+	refs, err := gitsource.ListRefs(netguard.WithPolicy(ctx, r.policy), url, gitsource.Credentials{Token: token})
+	if err != nil {
+		return "", err
+	}
+	return refs.Head, nil
+}
+
+// wire sets the factory's service constructors.
+func wire(f *command.Factory) {
+	f.Registry = func(ctx context.Context) (*registry.Service, error) {
+		st, err := f.Store(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v, err := github.NewVerifier(f.Config.GitHubAPIURL, nil, refLister{policy: f.Policy()})
+		if err != nil {
+			return nil, err
+		}
+		return &registry.Service{
+			Store:     st,
+			Verifier:  v,
+			Caches:    gitsource.Open(f.Config.CacheDir),
+			GitHubURL: f.Config.GitHubURL,
+			Policy:    f.Policy(),
+			Logger:    f.Logger(),
+		}, nil
+	}
+}
