@@ -1,0 +1,194 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/docora/docora/pkg/webhook"
+)
+
+// Kind is the kind of a file change that carries content.
+type Kind string
+
+// Kinds of FileChange; the values are the endpoints they are sent to.
+const (
+	Create Kind = webhook.EndpointCreate
+	Update Kind = webhook.EndpointUpdate
+)
+
+// FileChange is a created or updated file to deliver. SHA and Size come from the blob cache;
+// the content read through Open must match them.
+type FileChange struct {
+	Kind        Kind
+	Path        string
+	SHA         string // SHA-256 of the content, lowercase hex
+	Size        int64
+	PreviousSHA string // Update only: the sha this app last confirmed
+	// Open returns the content. It is called once per DeliverFile, so a retry (a new
+	// DeliverFile call) re-reads the file from the start.
+	Open func() (io.ReadCloser, error)
+	// DeliveryID is the X-Docora-Delivery of every request of this change, identical on
+	// every retry.
+	DeliveryID string
+	// ChunkID is the chunk.id of a chunked file, stable across retries. Empty: derived from
+	// DeliveryID (a name-based UUID), which is just as stable.
+	ChunkID string
+}
+
+// Deletion is a deleted file to deliver.
+type Deletion struct {
+	Path       string
+	SHA        string // the last sha this app confirmed
+	DeliveryID string
+}
+
+// chunkIDSpace is the namespace of chunk ids derived from delivery ids.
+var chunkIDSpace = uuid.MustParse("5b0c6a52-3f0e-4d53-9a43-6a1f0d0c0d0a")
+
+// ChunkID returns the chunk id derived from a delivery id.
+func ChunkID(deliveryID string) string {
+	return uuid.NewSHA1(chunkIDSpace, []byte(deliveryID)).String()
+}
+
+// DeliverFile sends a create or update for fc: one request for a file up to the chunk
+// threshold, one request per chunk, in order, above it, each needing a 2xx before the next.
+// The content is read once and streamed; above the threshold only one chunk is in memory.
+// On failure nothing more is sent and the error says which chunk failed; errors.As finds the
+// *DeliveryError of a failed request, errors.Is finds ErrContentMismatch when the content does
+// not match fc.SHA and fc.Size (checked before the last chunk goes out). The caller retries
+// the whole change with the same fc: it restarts from chunk 0 with the same ids.
+func (c *Client) DeliverFile(ctx context.Context, t Target, repo webhook.Repository, commitSHA string, fc FileChange) error {
+	if err := fc.validate(); err != nil {
+		return err
+	}
+	return c.fileParts(fc, func(f webhook.File) error {
+		at := c.opts.Now()
+		body, err := fileBody(fc, repo, commitSHA, f, at)
+		if err != nil {
+			return err
+		}
+		if err := c.send(ctx, t, string(fc.Kind), body, fc.DeliveryID, at); err != nil {
+			if f.Chunk != nil {
+				return fmt.Errorf("%s %s chunk %d/%d: %w", fc.Kind, fc.Path, f.Chunk.Index+1, f.Chunk.Total, err)
+			}
+			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+		}
+		return nil
+	})
+}
+
+func (fc *FileChange) validate() error {
+	switch {
+	case fc.Kind != Create && fc.Kind != Update:
+		return fmt.Errorf("file change %q: unknown kind %q", fc.Path, fc.Kind)
+	case fc.Path == "":
+		return errors.New("file change without a path")
+	case fc.SHA == "":
+		return fmt.Errorf("%s %s: no sha", fc.Kind, fc.Path)
+	case fc.Size < 0:
+		return fmt.Errorf("%s %s: negative size %d", fc.Kind, fc.Path, fc.Size)
+	case fc.Open == nil:
+		return fmt.Errorf("%s %s: no content source", fc.Kind, fc.Path)
+	case fc.DeliveryID == "":
+		return fmt.Errorf("%s %s: no delivery id", fc.Kind, fc.Path)
+	}
+	return nil
+}
+
+// fileParts reads fc's content and calls emit with the file object of each request, in order.
+func (c *Client) fileParts(fc FileChange, emit func(webhook.File) error) error {
+	rc, err := fc.Open()
+	if err != nil {
+		return fmt.Errorf("%s %s: open content: %w", fc.Kind, fc.Path, err)
+	}
+	defer func() { _ = rc.Close() }()
+
+	if fc.Size <= c.opts.ChunkThreshold {
+		b, err := readWhole(rc, fc.Size, fc.SHA)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+		}
+		content, encoding := encodeContent(b)
+		return emit(webhook.File{Path: fc.Path, SHA: fc.SHA, Size: fc.Size, Content: content, ContentEncoding: encoding})
+	}
+
+	id := fc.ChunkID
+	if id == "" {
+		id = ChunkID(fc.DeliveryID)
+	}
+	err = streamChunks(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, content string) error {
+		return emit(webhook.File{
+			Path: fc.Path, SHA: fc.SHA, Size: fc.Size,
+			Content: content, ContentEncoding: webhook.EncodingBase64,
+			Chunk: &webhook.Chunk{ID: id, Index: index, Total: total, Offset: offset},
+		})
+	})
+	if err != nil && !isDeliveryFailure(err) {
+		return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+	}
+	return err
+}
+
+// isDeliveryFailure reports whether err came out of emit, which already says what failed.
+func isDeliveryFailure(err error) bool {
+	var de *DeliveryError
+	return errors.As(err, &de)
+}
+
+// fileBody encodes the request body carrying f.
+func fileBody(fc FileChange, repo webhook.Repository, commitSHA string, f webhook.File, at time.Time) ([]byte, error) {
+	ts := webhook.FormatTimestamp(at)
+	if fc.Kind == Update {
+		return Marshal(webhook.UpdateEvent{Repository: repo, File: f, PreviousSHA: fc.PreviousSHA, CommitSHA: commitSHA, Timestamp: ts})
+	}
+	return Marshal(webhook.CreateEvent{Repository: repo, File: f, CommitSHA: commitSHA, Timestamp: ts})
+}
+
+// DeliverDelete sends the delete of d.Path.
+func (c *Client) DeliverDelete(ctx context.Context, t Target, repo webhook.Repository, commitSHA string, d Deletion) error {
+	switch {
+	case d.Path == "":
+		return errors.New("deletion without a path")
+	case d.DeliveryID == "":
+		return fmt.Errorf("delete %s: no delivery id", d.Path)
+	}
+	at := c.opts.Now()
+	body, err := Marshal(webhook.DeleteEvent{
+		Repository: repo,
+		File:       webhook.DeletedFile{Path: d.Path, SHA: d.SHA},
+		CommitSHA:  commitSHA,
+		Timestamp:  webhook.FormatTimestamp(at),
+	})
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", d.Path, err)
+	}
+	if err := c.send(ctx, t, webhook.EndpointDelete, body, d.DeliveryID, at); err != nil {
+		return fmt.Errorf("delete %s: %w", d.Path, err)
+	}
+	return nil
+}
+
+// SendSyncFailed sends ev to the app's sync_failed endpoint. An empty ev.Event is set to
+// "sync_failed" and an empty ev.Timestamp to the time of sending.
+func (c *Client) SendSyncFailed(ctx context.Context, t Target, ev webhook.SyncFailedEvent, deliveryID string) error {
+	at := c.opts.Now()
+	if ev.Event == "" {
+		ev.Event = webhook.EndpointSyncFailed
+	}
+	if ev.Timestamp == "" {
+		ev.Timestamp = webhook.FormatTimestamp(at)
+	}
+	body, err := Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("sync_failed: %w", err)
+	}
+	if err := c.send(ctx, t, webhook.EndpointSyncFailed, body, deliveryID, at); err != nil {
+		return fmt.Errorf("sync_failed: %w", err)
+	}
+	return nil
+}
