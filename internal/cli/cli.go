@@ -18,6 +18,8 @@ import (
 
 	"github.com/docora/docora/internal/cmd/app"
 	"github.com/docora/docora/internal/cmd/repo"
+	"github.com/docora/docora/internal/cmd/status"
+	synccmd "github.com/docora/docora/internal/cmd/sync"
 	versioncmd "github.com/docora/docora/internal/cmd/version"
 	"github.com/docora/docora/internal/command"
 	"github.com/docora/docora/internal/config"
@@ -110,6 +112,8 @@ wrong number of arguments); 3 sync finished but at least one link failed.`,
 	root.AddCommand(
 		app.NewCmdApp(f, nil),
 		repo.NewCmdRepo(f, nil),
+		synccmd.NewCmdSync(f, nil),
+		status.NewCmdStatus(f),
 		versioncmd.NewCmdVersion(f),
 	)
 	root.InitDefaultCompletionCmd()

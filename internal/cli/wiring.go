@@ -4,10 +4,12 @@ import (
 	"context"
 
 	"github.com/docora/docora/internal/command"
+	"github.com/docora/docora/internal/engine"
 	"github.com/docora/docora/internal/github"
 	"github.com/docora/docora/internal/gitsource"
 	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/registry"
+	"github.com/docora/docora/internal/webhook"
 )
 
 // refLister lists a non-GitHub remote's refs with go-git to find its default branch.
@@ -23,6 +25,25 @@ func (r refLister) DefaultBranch(ctx context.Context, url, token string) (string
 
 // wire sets the factory's service constructors.
 func wire(f *command.Factory) {
+	f.Engine = func(ctx context.Context, o command.EngineOptions) (*engine.Engine, error) {
+		st, err := f.Store(ctx)
+		if err != nil {
+			return nil, err
+		}
+		client, err := webhook.NewClient(webhook.ClientOptions{Version: f.Build.Version, Timeout: o.Timeout,
+			ChunkThreshold: o.ChunkThreshold, ChunkSize: o.ChunkSize})
+		if err != nil {
+			return nil, command.Usagef("%v", err)
+		}
+		return &engine.Engine{
+			Store:   st,
+			Git:     gitsource.Open(f.Config.CacheDir),
+			Client:  client,
+			Policy:  f.Policy(),
+			Logger:  f.Logger(),
+			Options: o.Engine,
+		}, nil
+	}
 	f.Registry = func(ctx context.Context) (*registry.Service, error) {
 		st, err := f.Store(ctx)
 		if err != nil {

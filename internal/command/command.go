@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docora/docora/internal/config"
+	"github.com/docora/docora/internal/engine"
 	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/output"
 	"github.com/docora/docora/internal/registry"
@@ -43,6 +44,8 @@ type Factory struct {
 
 	// Registry returns the registry service over the store; wired by internal/cli.
 	Registry func(ctx context.Context) (*registry.Service, error)
+	// Engine returns a sync engine over the store; wired by internal/cli.
+	Engine func(ctx context.Context, o EngineOptions) (*engine.Engine, error)
 
 	mu     sync.Mutex
 	logger *slog.Logger
@@ -204,4 +207,12 @@ func GroupRunE(cmd *cobra.Command, args []string) error {
 		return Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
 	}
 	return cmd.Help()
+}
+
+// EngineOptions configure the engine a command builds.
+type EngineOptions struct {
+	Engine         engine.Options
+	Timeout        time.Duration // webhook request timeout
+	ChunkThreshold int64
+	ChunkSize      int
 }

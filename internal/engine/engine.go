@@ -1,0 +1,510 @@
+// Package engine runs links: one link's sync (lease, detection, ordered deliveries recorded one
+// by one, retries, circuit breaker, sync_failed) and passes over many links, once (cron) or in a
+// loop (--watch, `serve`).
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/docora/docora/internal/changes"
+	"github.com/docora/docora/internal/gitsource"
+	"github.com/docora/docora/internal/netguard"
+	"github.com/docora/docora/internal/store"
+	"github.com/docora/docora/internal/webhook"
+	pkgwebhook "github.com/docora/docora/pkg/webhook"
+)
+
+// Options tune runs; zero values take the documented defaults.
+type Options struct {
+	MaxAttempts      int           // delivery attempts within a pass (default 5)
+	BackoffBase      time.Duration // first in-pass retry delay (default 1 s), doubled each time
+	MaxBackoff       time.Duration // cap of one in-pass retry delay (default 1 min)
+	FailedDelay      time.Duration // first delay of a failed link before a --watch pass retries it (default 1 min)
+	MaxFailedDelay   time.Duration // cap of that growing delay (default 1 h)
+	CircuitThreshold int           // consecutive git failures that open a repository's circuit (default 5)
+	CircuitCooldown  time.Duration // how long an open circuit pauses the repository (default 30 min)
+	LeaseTTL         time.Duration // lease lifetime, renewed at a third of it (default 30 s)
+	DeliveryTimeout  time.Duration // bound on finishing an in-flight request after a stop (default 60 s)
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.CircuitThreshold <= 0 {
+		o.CircuitThreshold = 5
+	}
+	def(&o.BackoffBase, time.Second)
+	def(&o.MaxBackoff, time.Minute)
+	def(&o.FailedDelay, time.Minute)
+	def(&o.MaxFailedDelay, time.Hour)
+	def(&o.CircuitCooldown, 30*time.Minute)
+	def(&o.LeaseTTL, 30*time.Second)
+	def(&o.DeliveryTimeout, 60*time.Second)
+	return o
+}
+
+// Observer is told about runs and deliveries (metrics); it may be nil.
+type Observer interface {
+	Delivered(kind string, err error, d time.Duration)
+	LinkFinished(r Result)
+}
+
+// Engine runs links against one store.
+type Engine struct {
+	Store    *store.Store
+	Git      *gitsource.Cache
+	Client   *webhook.Client
+	Policy   netguard.Policy
+	Logger   *slog.Logger
+	Observer Observer
+	Options  Options
+	// Progress, when set, receives detection progress (hashing) per link.
+	Progress func(l store.LinkView, stage string, done, total int)
+
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	Rand  func() float64
+	owner string
+	once  sync.Once
+}
+
+func (e *Engine) init() {
+	e.once.Do(func() {
+		e.Options = e.Options.withDefaults()
+		if e.Now == nil {
+			e.Now = time.Now
+		}
+		if e.Sleep == nil {
+			e.Sleep = sleep
+		}
+		if e.Rand == nil {
+			e.Rand = mrand.Float64
+		}
+		if e.Logger == nil {
+			e.Logger = slog.New(slog.DiscardHandler)
+		}
+		e.Logger = e.Logger.With("component", "engine")
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		e.owner = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	})
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Outcomes of a link run.
+const (
+	OutcomeSynced    = "synced"    // every change delivered (or nothing to do)
+	OutcomeUnchanged = "unchanged" // head equals the completed commit: nothing fetched
+	OutcomeFailed    = "failed"
+	OutcomeSkipped   = "skipped"     // leased by another process, or the circuit is open
+	OutcomeStopped   = "interrupted" // stopped by a signal, or the link was removed or reset
+	OutcomeDryRun    = "dry_run"
+)
+
+// Result is the summary of one link's run (`sync --json`).
+type Result struct {
+	AppID        string           `json:"app_id"`
+	RepositoryID string           `json:"repository_id"`
+	GitHubURL    string           `json:"github_url"`
+	Branch       string           `json:"branch"`
+	Outcome      string           `json:"outcome"`
+	CommitSHA    string           `json:"commit_sha"`
+	Files        int              `json:"files"`
+	Delivered    changes.Counts   `json:"delivered"`
+	Pending      int              `json:"pending"` // changes not delivered in this run
+	Changes      []changes.Change `json:"changes,omitempty"`
+	Planned      *changes.Counts  `json:"planned,omitempty"`
+	SkippedPaths int              `json:"skipped_paths"`
+	Reason       string           `json:"reason,omitempty"` // why skipped or stopped
+	Error        string           `json:"error,omitempty"`
+	DurationMS   int64            `json:"duration_ms"`
+}
+
+// Failed reports whether the run counts as a failure (exit code 3).
+func (r Result) Failed() bool { return r.Outcome == OutcomeFailed }
+
+func resultFor(l store.LinkView) Result {
+	return Result{AppID: l.AppID, RepositoryID: l.Repo.ID, GitHubURL: l.Repo.URL, Branch: l.Repo.Branch}
+}
+
+func (e *Engine) detector(l store.LinkView) *changes.Detector {
+	d := &changes.Detector{Source: e.Git, Blobs: e.Store, State: e.Store.DeliveryState}
+	if e.Progress != nil {
+		d.Progress = func(stage string, done, total int) { e.Progress(l, stage, done, total) }
+	}
+	return d
+}
+
+// DryRun computes what the link would receive without sending or recording anything.
+func (e *Engine) DryRun(ctx context.Context, l store.LinkView) Result {
+	e.init()
+	start := e.Now()
+	r := resultFor(l)
+	plan, err := e.detector(l).Detect(netguard.WithPolicy(ctx, e.Policy), l)
+	r.DurationMS = e.Now().Sub(start).Milliseconds()
+	if err != nil {
+		r.Outcome, r.Error = OutcomeFailed, err.Error()
+		return r
+	}
+	r.Outcome, r.CommitSHA, r.Files, r.SkippedPaths = OutcomeDryRun, plan.Commit, plan.Files, len(plan.Invalid)
+	r.Changes = plan.Changes
+	if r.Changes == nil {
+		r.Changes = []changes.Change{}
+	}
+	c := changes.Count(plan.Changes)
+	r.Planned = &c
+	return r
+}
+
+// SyncLink runs one link: it takes the lease (or skips the link when another process holds
+// it), detects changes and delivers them in order, recording each success at once. When ctx
+// is cancelled the in-flight request is finished and recorded, and the run stops.
+func (e *Engine) SyncLink(ctx context.Context, appID, repoID string) Result {
+	e.init()
+	start := e.Now()
+	r := e.syncLink(ctx, appID, repoID)
+	r.DurationMS = e.Now().Sub(start).Milliseconds()
+	if e.Observer != nil {
+		e.Observer.LinkFinished(r)
+	}
+	log := e.Logger.With("app_id", appID, "repository_id", repoID, "outcome", r.Outcome)
+	switch r.Outcome {
+	case OutcomeFailed:
+		log.Warn("link failed", "error", r.Error)
+	default:
+		log.Info("link done", "commit", r.CommitSHA, "created", r.Delivered.Created,
+			"updated", r.Delivered.Updated, "deleted", r.Delivered.Deleted, "reason", r.Reason)
+	}
+	return r
+}
+
+func (e *Engine) syncLink(ctx context.Context, appID, repoID string) Result {
+	r := Result{AppID: appID, RepositoryID: repoID}
+	ok, err := e.Store.AcquireLease(ctx, appID, repoID, e.owner, e.Options.LeaseTTL)
+	if err != nil {
+		r.Outcome, r.Error = OutcomeFailed, err.Error()
+		if errors.Is(err, store.ErrNotFound) {
+			r.Outcome, r.Reason, r.Error = OutcomeStopped, "link removed", ""
+		}
+		return r
+	}
+	if !ok {
+		r.Outcome, r.Reason = OutcomeSkipped, "leased by another docora process"
+		return r
+	}
+	// The lease is renewed while we work; losing it stops deliveries.
+	leaseCtx, cancelLease := context.WithCancelCause(ctx)
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		e.renewLease(leaseCtx, cancelLease, appID, repoID)
+	}()
+	defer func() {
+		cancelLease(nil)
+		<-renewDone
+		_ = e.Store.ReleaseLease(context.WithoutCancel(ctx), appID, repoID, e.owner)
+	}()
+
+	l, err := e.Store.GetLink(ctx, appID, repoID)
+	if err != nil {
+		r.Outcome, r.Reason = OutcomeStopped, "link removed"
+		return r
+	}
+	r = resultFor(l)
+	if until := l.Repo.CircuitOpenUntil; until != nil && until.After(e.Now()) {
+		r.Outcome, r.Reason = OutcomeSkipped, "circuit open until "+until.UTC().Format(store.TimeLayout)
+		return r
+	}
+	return e.run(leaseCtx, l, r)
+}
+
+func (e *Engine) renewLease(ctx context.Context, cancel context.CancelCauseFunc, appID, repoID string) {
+	t := time.NewTicker(e.Options.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.Store.RenewLease(context.WithoutCancel(ctx), appID, repoID, e.owner, e.Options.LeaseTTL); err != nil {
+				e.Logger.Warn("lease renewal failed: stopping the link", "app_id", appID, "repository_id", repoID, "error", err)
+				cancel(fmt.Errorf("lease: %w", err))
+				return
+			}
+		}
+	}
+}
+
+func (e *Engine) run(ctx context.Context, l store.LinkView, r Result) Result {
+	bg := context.WithoutCancel(ctx)
+	if err := e.Store.BeginRun(ctx, l.AppID, l.Repo.ID); err != nil {
+		r.Outcome, r.Error = OutcomeFailed, err.Error()
+		return r
+	}
+	plan, err := e.detector(l).Detect(netguard.WithPolicy(ctx, e.Policy), l)
+	if err != nil {
+		if ctx.Err() != nil {
+			_ = e.Store.SetStatus(bg, l.AppID, l.Repo.ID, l.Status)
+			r.Outcome, r.Reason = OutcomeStopped, stopReason(ctx)
+			return r
+		}
+		return e.gitFailure(bg, l, r, err)
+	}
+	if err := e.Store.RecordGitSuccess(bg, l.Repo.ID); err != nil {
+		e.Logger.Warn("record git success", "error", err)
+	}
+	r.CommitSHA, r.Files, r.SkippedPaths = plan.Commit, plan.Files, len(plan.Invalid)
+	for _, p := range plan.Invalid {
+		e.Logger.Warn("path skipped: not valid UTF-8", "repository_id", l.Repo.ID, "path", fmt.Sprintf("%q", p))
+	}
+	if plan.Unchanged {
+		if err := e.Store.FinishSynced(bg, l.AppID, l.Repo.ID, plan.Commit, l.FilesDelivered, l.SkippedPaths); err != nil {
+			r.Outcome, r.Error = OutcomeFailed, err.Error()
+			return r
+		}
+		r.Outcome, r.Files, r.SkippedPaths = OutcomeUnchanged, l.FilesDelivered, l.SkippedPaths
+		return r
+	}
+
+	app, err := e.Store.GetApp(ctx, l.AppID)
+	if err != nil {
+		r.Outcome, r.Reason = OutcomeStopped, "app removed"
+		return r
+	}
+	target := webhook.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
+	repo := repoPayload(l.Repo)
+	for i, c := range plan.Changes {
+		if ctx.Err() != nil {
+			_ = e.Store.SetStatus(bg, l.AppID, l.Repo.ID, l.Status)
+			r.Outcome, r.Reason, r.Pending = OutcomeStopped, stopReason(ctx), len(plan.Changes)-i
+			return r
+		}
+		if err := e.Store.MarkInFlight(ctx, l.AppID, l.Repo.ID, c.Path, c.SHA); err != nil {
+			r.Outcome, r.Reason, r.Pending = OutcomeStopped, "link removed", len(plan.Changes)-i
+			if !errors.Is(err, store.ErrNotFound) {
+				r.Outcome, r.Error, r.Reason = OutcomeFailed, err.Error(), ""
+			}
+			return r
+		}
+		if err := e.deliverWithRetries(ctx, target, repo, l, plan.Commit, c); err != nil {
+			r.Pending = len(plan.Changes) - i
+			if ctx.Err() != nil {
+				_ = e.Store.SetStatus(bg, l.AppID, l.Repo.ID, l.Status)
+				r.Outcome, r.Reason = OutcomeStopped, stopReason(ctx)
+				return r
+			}
+			msg := fmt.Sprintf("deliver %s %s: %v", c.Type, c.Path, err)
+			if _, ferr := e.Store.RecordFailure(bg, l.AppID, l.Repo.ID, msg, e.nextAttempt); ferr != nil {
+				e.Logger.Warn("record failure", "error", ferr)
+			}
+			r.Outcome, r.Error = OutcomeFailed, msg
+			return r
+		}
+		var recErr error
+		if c.Type == changes.Delete {
+			recErr = e.Store.ConfirmDeleted(bg, l.AppID, l.Repo.ID, c.Path)
+		} else {
+			recErr = e.Store.ConfirmDelivered(bg, l.AppID, l.Repo.ID, c.Path, c.SHA)
+		}
+		if recErr != nil {
+			r.Outcome, r.Error, r.Pending = OutcomeFailed, recErr.Error(), len(plan.Changes)-i
+			return r
+		}
+		switch c.Type {
+		case changes.Create:
+			r.Delivered.Created++
+		case changes.Update:
+			r.Delivered.Updated++
+		case changes.Delete:
+			r.Delivered.Deleted++
+		}
+	}
+	if err := e.Store.FinishSynced(bg, l.AppID, l.Repo.ID, plan.Commit, plan.Files, len(plan.Invalid)); err != nil {
+		r.Outcome, r.Reason = OutcomeStopped, "link removed"
+		return r
+	}
+	r.Outcome = OutcomeSynced
+	return r
+}
+
+func stopReason(ctx context.Context) string {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause.Error()
+	}
+	return "stopped"
+}
+
+func repoPayload(r store.Repository) pkgwebhook.Repository {
+	return pkgwebhook.Repository{RepositoryID: r.ID, GitHubURL: r.URL, Owner: r.Owner, Name: r.Name}
+}
+
+// DeliveryID is the X-Docora-Delivery of a change: identical on every retry of the same change
+// for the same commit, and different for a later change of the same path.
+func DeliveryID(l store.LinkView, commit string, c changes.Change) string {
+	h := sha256.New()
+	for _, s := range []string{l.AppID, l.Repo.ID, fmt.Sprint(l.Generation), commit, string(c.Type), c.Path, c.SHA, c.PreviousSHA} {
+		io.WriteString(h, s)
+		h.Write([]byte{0})
+	}
+	return "dlv_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// deliverWithRetries sends one change, retrying with exponential backoff and jitter up to
+// MaxAttempts. Each request runs to completion even when ctx is cancelled (bounded by
+// DeliveryTimeout), so a stop never abandons a request half-way; no new attempt starts after
+// a stop.
+func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change) error {
+	id := DeliveryID(l, commit, c)
+	var err error
+	for attempt := 1; attempt <= e.Options.MaxAttempts; attempt++ {
+		reqCtx, cancel := context.WithTimeout(netguard.WithPolicy(context.WithoutCancel(ctx), e.Policy), e.Options.DeliveryTimeout)
+		start := e.Now()
+		err = e.deliver(reqCtx, t, repo, l, commit, c, id)
+		cancel()
+		if e.Observer != nil {
+			e.Observer.Delivered(string(c.Type), err, e.Now().Sub(start))
+		}
+		if err == nil {
+			return nil
+		}
+		e.Logger.Info("delivery failed", "app_id", l.AppID, "repository_id", l.Repo.ID, "path", c.Path,
+			"attempt", attempt, "error", err)
+		if attempt == e.Options.MaxAttempts || ctx.Err() != nil {
+			break
+		}
+		delay := webhook.RetryDelay(err, webhook.Backoff(attempt, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand))
+		if serr := e.Sleep(ctx, delay); serr != nil {
+			break
+		}
+	}
+	return err
+}
+
+func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, id string) error {
+	if c.Type == changes.Delete {
+		return e.Client.DeliverDelete(ctx, t, repo, commit, webhook.Deletion{Path: c.Path, SHA: c.SHA, DeliveryID: id})
+	}
+	kind := webhook.Create
+	if c.Type == changes.Update {
+		kind = webhook.Update
+	}
+	return e.Client.DeliverFile(ctx, t, repo, commit, webhook.FileChange{
+		Kind: kind, Path: c.Path, SHA: c.SHA, Size: c.Size, PreviousSHA: c.PreviousSHA, DeliveryID: id,
+		Open: func() (io.ReadCloser, error) {
+			rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
+			return rc, err
+		},
+	})
+}
+
+// nextAttempt is when a --watch pass retries a link after its retries-th consecutive failure:
+// FailedDelay doubling each time, capped at MaxFailedDelay.
+func (e *Engine) nextAttempt(retries int) time.Time {
+	d := float64(e.Options.FailedDelay) * math.Pow(2, float64(max(retries-1, 0)))
+	if d > float64(e.Options.MaxFailedDelay) {
+		d = float64(e.Options.MaxFailedDelay)
+	}
+	return e.Now().Add(time.Duration(d))
+}
+
+// isLinkAuthFailure reports git failures caused by the link's own credentials: they count
+// against the link only, never against the repository's circuit breaker.
+func isLinkAuthFailure(err error) bool {
+	return errors.Is(err, gitsource.ErrAuthentication) || errors.Is(err, gitsource.ErrNotFound) ||
+		errors.Is(err, gitsource.ErrBranchNotFound)
+}
+
+func (e *Engine) gitFailure(ctx context.Context, l store.LinkView, r Result, gitErr error) Result {
+	msg := gitsource.Scrub(gitErr.Error(), l.GitToken)
+	r.Outcome, r.Error = OutcomeFailed, msg
+	if _, err := e.Store.RecordFailure(ctx, l.AppID, l.Repo.ID, msg, e.nextAttempt); err != nil {
+		e.Logger.Warn("record failure", "error", err)
+	}
+	if isLinkAuthFailure(gitErr) {
+		return r
+	}
+	cs, err := e.Store.RecordGitFailure(ctx, l.Repo.ID, msg, e.Options.CircuitThreshold, e.Options.CircuitCooldown)
+	if err != nil {
+		e.Logger.Warn("record git failure", "error", err)
+		return r
+	}
+	if cs.Opened {
+		e.Logger.Warn("circuit opened", "repository_id", l.Repo.ID, "failures", cs.Failures, "until", cs.Until)
+		e.notifyCircuitOpen(ctx, l.Repo, msg, cs)
+	}
+	return r
+}
+
+// notifyCircuitOpen sends sync_failed to every app watching the repository. Each is signed
+// with its app's key and retried a few times; failures are logged, never block the run.
+func (e *Engine) notifyCircuitOpen(ctx context.Context, repo store.Repository, msg string, cs store.CircuitState) {
+	links, err := e.Store.ListLinks(ctx, store.LinkFilter{RepositoryID: repo.ID})
+	if err != nil {
+		e.Logger.Warn("list watchers for sync_failed", "error", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, l := range links {
+		app, err := e.Store.GetApp(ctx, l.AppID)
+		if err != nil {
+			continue
+		}
+		ev := pkgwebhook.SyncFailedEvent{
+			Event:      "sync_failed",
+			Repository: repoPayload(repo),
+			Error:      pkgwebhook.SyncError{Type: "git_failure", Message: gitsource.Scrub(msg, l.GitToken)},
+			CircuitBreaker: pkgwebhook.CircuitBreaker{Status: "open", ConsecutiveFailures: cs.Failures,
+				Threshold: e.Options.CircuitThreshold, CooldownUntil: pkgwebhook.FormatTimestamp(cs.Until)},
+			RetryCount: l.RetryCount,
+		}
+		sum := sha256.Sum256([]byte(fmt.Sprintf("sync_failed\x00%s\x00%s\x00%d", repo.ID, app.ID, cs.Until.UnixMilli())))
+		id := "dlv_" + hex.EncodeToString(sum[:16])
+		t := webhook.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for attempt := 1; attempt <= 3; attempt++ {
+				reqCtx, cancel := context.WithTimeout(netguard.WithPolicy(ctx, e.Policy), e.Options.DeliveryTimeout)
+				err := e.Client.SendSyncFailed(reqCtx, t, ev, id)
+				cancel()
+				if err == nil {
+					return
+				}
+				e.Logger.Warn("sync_failed delivery failed", "app_id", app.ID, "attempt", attempt, "error", err)
+				if e.Sleep(ctx, webhook.Backoff(attempt, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand)) != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
