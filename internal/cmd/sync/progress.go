@@ -12,11 +12,11 @@ import (
 
 // progress draws one status line on stderr when it is a terminal; otherwise it is silent.
 type progress struct {
-	f     *command.Factory
-	on    bool
-	mu    gosync.Mutex
-	last  time.Time
-	drawn bool
+	f        *command.Factory
+	on       bool
+	mu       gosync.Mutex
+	last     time.Time
+	drawn    bool
 	finished int
 }
 
