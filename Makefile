@@ -32,14 +32,14 @@ lint: $(STATICCHECK)
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-## docs: regenerate completions/ and man/
+## docs: regenerate completions/, man/ and docs/cli/
 docs:
 	$(GO) run ./internal/gendocs -out .
 
 check-docs:
 	@tmp=$$(mktemp -d) && $(GO) run ./internal/gendocs -out $$tmp && \
-	  diff -r completions $$tmp/completions && diff -r man $$tmp/man && rm -rf $$tmp || \
-	  { echo "completions/ or man/ are stale: run 'make docs' and commit"; exit 1; }
+	  diff -r completions $$tmp/completions && diff -r man $$tmp/man && diff -r docs/cli $$tmp/docs/cli && \
+	  rm -rf $$tmp || { echo "completions/, man/ or docs/cli/ are stale: run 'make docs' and commit"; exit 1; }
 
 demo:
 	$(GO) run ./cmd/docora demo

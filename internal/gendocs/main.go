@@ -1,5 +1,6 @@
-// Command gendocs writes docora's shell completions (completions/) and man pages (man/). The
-// output is deterministic (no dates), so CI regenerates it and fails on any difference.
+// Command gendocs writes docora's shell completions (completions/), man pages (man/) and the
+// Markdown command reference (docs/cli/). The output is deterministic (no dates), so CI
+// regenerates it and fails on any difference.
 //
 //	go run ./internal/gendocs [-out DIR]
 package main
@@ -35,7 +36,8 @@ func run(out string) error {
 
 	compDir := filepath.Join(out, "completions")
 	manDir := filepath.Join(out, "man")
-	for _, d := range []string{compDir, manDir} {
+	mdDir := filepath.Join(out, "docs", "cli")
+	for _, d := range []string{compDir, manDir, mdDir} {
 		if err := os.RemoveAll(d); err != nil {
 			return err
 		}
@@ -59,6 +61,9 @@ func run(out string) error {
 		}
 	}
 	date := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // fixed: the pages must not change with the clock
-	return doc.GenManTree(root, &doc.GenManHeader{Title: "DOCORA", Section: "1", Date: &date,
-		Source: "docora", Manual: "docora manual"}, manDir)
+	if err := doc.GenManTree(root, &doc.GenManHeader{Title: "DOCORA", Section: "1", Date: &date,
+		Source: "docora", Manual: "docora manual"}, manDir); err != nil {
+		return err
+	}
+	return doc.GenMarkdownTree(root, mdDir)
 }

@@ -105,6 +105,8 @@ func remoteErr(ctx context.Context, op, rawURL string, cred Credentials, err err
 
 // classify returns the sentinel for err and, when the raw message would not say it plainly,
 // a sentence for the user.
+//
+//lint:ignore ST1008 kind is a classification of err, not a failure of classify
 func classify(ctx context.Context, err error) (kind error, hint string) {
 	var httpErr *githttp.Err
 	var unexpected *plumbing.UnexpectedError

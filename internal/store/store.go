@@ -201,13 +201,6 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 
 func formatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
-func nullTime(t *time.Time) any {
-	if t == nil || t.IsZero() {
-		return nil
-	}
-	return formatTime(*t)
-}
-
 func parseTime(s string) time.Time {
 	t, err := time.Parse(TimeLayout, s)
 	if err != nil {
