@@ -236,7 +236,7 @@ func (s *Service) AddRepository(ctx context.Context, appID string, in RepoInput)
 	}
 	ru, err := github.ParseRepoURL(strings.TrimSpace(in.URL), s.GitHubURL)
 	if err != nil {
-		return store.LinkView{}, false, &ValidationError{Field: "github_url", Msg: err.Error()}
+		return store.LinkView{}, false, &ValidationError{Msg: err.Error()}
 	}
 	for _, p := range append(append([]string{}, in.Include...), in.Exclude...) {
 		if strings.TrimSpace(p) == "" || strings.ContainsAny(p, "\x00\n\r") {
