@@ -7,21 +7,9 @@ import (
 	"github.com/docora/docora/internal/engine"
 	"github.com/docora/docora/internal/github"
 	"github.com/docora/docora/internal/gitsource"
-	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/registry"
 	"github.com/docora/docora/internal/webhook"
 )
-
-// refLister lists a non-GitHub remote's refs with go-git to find its default branch.
-type refLister struct{ policy netguard.Policy }
-
-func (r refLister) DefaultBranch(ctx context.Context, url, token string) (string, error) {
-	refs, err := gitsource.ListRefs(netguard.WithPolicy(ctx, r.policy), url, gitsource.Credentials{Token: token})
-	if err != nil {
-		return "", err
-	}
-	return refs.Head, nil
-}
 
 // wire sets the factory's service constructors.
 func wire(f *command.Factory) {
@@ -49,7 +37,7 @@ func wire(f *command.Factory) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := github.NewVerifier(f.Config.GitHubAPIURL, nil, refLister{policy: f.Policy()})
+		v, err := github.NewVerifier(f.Config.GitHubAPIURL, nil, gitsource.BranchLister{Policy: f.Policy()})
 		if err != nil {
 			return nil, err
 		}

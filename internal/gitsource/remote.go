@@ -164,3 +164,16 @@ func (c *Cache) RemoteHead(ctx context.Context, url, branch string, cred Credent
 	}
 	return "", remoteErr(ctx, "remote head of", url, cred, err)
 }
+
+// BranchLister finds a remote's default branch by listing its refs under a guard policy; it
+// is the github.RefLister for remotes that are not GitHub.
+type BranchLister struct{ Policy netguard.Policy }
+
+// DefaultBranch returns the branch the remote's HEAD points to, "" when it advertises none.
+func (b BranchLister) DefaultBranch(ctx context.Context, url, token string) (string, error) {
+	refs, err := ListRefs(netguard.WithPolicy(ctx, b.Policy), url, Credentials{Token: token})
+	if err != nil {
+		return "", err
+	}
+	return refs.Head, nil
+}

@@ -19,13 +19,6 @@ import (
 	"github.com/docora/docora/internal/store"
 )
 
-type refs struct{ policy netguard.Policy }
-
-func (r refs) DefaultBranch(ctx context.Context, url, token string) (string, error) {
-	got, err := gitsource.ListRefs(netguard.WithPolicy(ctx, r.policy), url, gitsource.Credentials{Token: token})
-	return got.Head, err
-}
-
 type env struct {
 	svc   *Service
 	api   *githubtest.Server
@@ -73,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	plain.Push()
 
 	policy := netguard.Policy{AllowPrivate: true}
-	v, err := github.NewVerifier(api.URL(), nil, refs{policy})
+	v, err := github.NewVerifier(api.URL(), nil, gitsource.BranchLister{Policy: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
