@@ -88,6 +88,9 @@ func (f *Factory) Store(ctx context.Context) (*store.Store, error) {
 	if f.Config == nil {
 		return nil, errors.New("configuration not loaded")
 	}
+	if f.Config.Home == "" {
+		return nil, errors.New("cannot find a home directory: set --home or DOCORA_HOME")
+	}
 	st, err := store.Open(ctx, f.Config.DBPath)
 	if err != nil {
 		return nil, err

@@ -66,21 +66,23 @@ func Load(getenv func(string) string, fl Flags) (*Config, error) {
 		c.Home = filepath.Join(getenv("XDG_DATA_HOME"), "docora")
 	case getenv("HOME") != "":
 		c.Home = filepath.Join(getenv("HOME"), ".local", "share", "docora")
-	default:
-		return nil, fmt.Errorf("cannot find a home directory: set --home or DOCORA_HOME")
 	}
-	home, err := filepath.Abs(c.Home)
-	if err != nil {
-		return nil, fmt.Errorf("home %q: %w", c.Home, err)
+	// No home is an error only for commands that open the store (receive and demo need none).
+	var err error
+	if c.Home != "" {
+		if c.Home, err = filepath.Abs(c.Home); err != nil {
+			return nil, fmt.Errorf("home %q: %w", c.Home, err)
+		}
+		c.DBPath = filepath.Join(c.Home, "docora.db")
 	}
-	c.Home = home
-	c.DBPath = filepath.Join(c.Home, "docora.db")
 	if v := getenv("DOCORA_DB"); v != "" {
 		if c.DBPath, err = filepath.Abs(v); err != nil {
 			return nil, fmt.Errorf("DOCORA_DB %q: %w", v, err)
 		}
 	}
-	c.CacheDir = filepath.Join(c.Home, "cache")
+	if c.Home != "" {
+		c.CacheDir = filepath.Join(c.Home, "cache")
+	}
 
 	if v := getenv("DOCORA_LOG_LEVEL"); v != "" {
 		c.LogLevel = v
