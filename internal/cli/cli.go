@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docora/docora/internal/cmd/app"
+	democmd "github.com/docora/docora/internal/cmd/demo"
+	"github.com/docora/docora/internal/cmd/receive"
 	"github.com/docora/docora/internal/cmd/repo"
 	"github.com/docora/docora/internal/cmd/status"
 	synccmd "github.com/docora/docora/internal/cmd/sync"
@@ -114,6 +116,8 @@ wrong number of arguments); 3 sync finished but at least one link failed.`,
 		repo.NewCmdRepo(f, nil),
 		synccmd.NewCmdSync(f, nil),
 		status.NewCmdStatus(f),
+		receive.NewCmdReceive(f, nil),
+		democmd.NewCmdDemo(f, nil),
 		versioncmd.NewCmdVersion(f),
 	)
 	root.InitDefaultCompletionCmd()
