@@ -7,11 +7,18 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -27,7 +34,10 @@ func TestMain(m *testing.M) {
 }
 
 // Secrets the fixtures use; scripts check that they never show up where they must not.
-const privateToken = "ghp_privateTokenValue0123456789"
+const (
+	privateToken  = "ghp_privateTokenValue0123456789"
+	metadataToken = "github_pat_metadataOnly0123456789"
+)
 
 func TestScripts(t *testing.T) {
 	git := gittest.NewServer(t)
@@ -60,6 +70,16 @@ func TestScripts(t *testing.T) {
 	git.RequireToken("acme/private.git", privateToken)
 	api.AddRepo("acme/private", githubtest.RepoOpts{Private: true, Token: privateToken})
 
+	// A private repository whose token GitHub's API accepts but git refuses (a fine-grained
+	// token with metadata access and no contents access): registration succeeds, fetching
+	// fails with an authentication error.
+	locked := gittest.NewRepo(t, git, "acme/locked.git")
+	locked.WriteFile("secret.md", "classified\n")
+	locked.Commit("first")
+	locked.Push()
+	git.RequireToken("acme/locked.git", privateToken)
+	api.AddRepo("acme/locked", githubtest.RepoOpts{Private: true, Token: metadataToken})
+
 	// A generic remote: the same git server reached through another host name, so it is not
 	// the configured GitHub host.
 	plain := gittest.NewRepo(t, git, "team/plain.git", gittest.WithBranch("develop"))
@@ -79,12 +99,16 @@ func TestScripts(t *testing.T) {
 			env.Setenv("GIT_BASE", git.BaseURL())
 			env.Setenv("OTHER_GIT_BASE", "http://localhost:"+portOf(git.BaseURL()))
 			env.Setenv("PRIVATE_TOKEN", privateToken)
+			env.Setenv("METADATA_TOKEN", metadataToken)
 			env.Setenv("NO_COLOR", "1")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
 			"jsonget":  cmdJSONGet,
+			"freeport": cmdFreePort,
+			"http":     cmdHTTP,
+			"waithttp": cmdWaitHTTP,
 		},
 	})
 }
@@ -155,4 +179,116 @@ func portOf(u string) string {
 		}
 	}
 	return ""
+}
+
+// freeport VAR sets VAR to a TCP port on 127.0.0.1 that was free a moment ago (for a server
+// started in the background, e.g. `docora serve --addr 127.0.0.1:$PORT &`).
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	ts.Check(l.Close())
+	ts.Setenv(args[0], port)
+}
+
+// httpFlags parses the options of http and waithttp: -H 'Name: value' (repeatable),
+// -body FILE or -data STRING (sent with Content-Type: application/json unless -H sets one),
+// -match REGEX.
+func httpFlags(ts *testscript.TestScript, args []string) (hdr http.Header, body, match string, rest []string) {
+	hdr = http.Header{}
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && len(args) > 1 {
+		switch args[0] {
+		case "-H":
+			k, v, ok := strings.Cut(args[1], ":")
+			if !ok {
+				ts.Fatalf("http: header %q is not 'Name: value'", args[1])
+			}
+			hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+		case "-body", "-data":
+			body = args[1]
+			if args[0] == "-body" {
+				body = ts.ReadFile(args[1])
+			}
+			if hdr.Get("Content-Type") == "" {
+				hdr.Set("Content-Type", "application/json")
+			}
+		case "-match":
+			match = args[1]
+		default:
+			ts.Fatalf("http: unknown option %s", args[0])
+		}
+		args = args[2:]
+	}
+	return hdr, body, match, args
+}
+
+// http [-H 'Name: value']... [-body FILE | -data STRING] METHOD URL makes one request and writes the response
+// body to stdout, and "HTTP <status>" followed by the response headers ("Name: value", sorted)
+// to stderr. Any status is a success: check it with `stderr '^HTTP 201$'`.
+func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	hdr, body, _, rest := httpFlags(ts, args)
+	if neg || len(rest) != 2 {
+		ts.Fatalf("usage: http [-H 'Name: value']... [-body FILE | -data STRING] METHOD URL")
+	}
+	req, err := http.NewRequest(rest[0], rest[1], strings.NewReader(body))
+	ts.Check(err)
+	req.Header = hdr
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	fmt.Fprintf(ts.Stderr(), "HTTP %d\n", resp.StatusCode)
+	keys := make([]string, 0, len(resp.Header))
+	for k := range resp.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range resp.Header[k] {
+			fmt.Fprintf(ts.Stderr(), "%s: %s\n", k, v)
+		}
+	}
+	_, err = ts.Stdout().Write(data)
+	ts.Check(err)
+}
+
+// waithttp [-H 'Name: value']... [-match REGEX] URL polls GET URL until it answers 200 (with a
+// body matching REGEX, when given), for up to 30 s; the last body is written to stdout.
+func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	hdr, _, match, rest := httpFlags(ts, args)
+	if neg || len(rest) != 1 {
+		ts.Fatalf("usage: waithttp [-H 'Name: value']... [-match REGEX] URL")
+	}
+	var re *regexp.Regexp
+	if match != "" {
+		var err error
+		re, err = regexp.Compile(match)
+		ts.Check(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequest("GET", rest[0], nil)
+		ts.Check(err)
+		req.Header = hdr.Clone()
+		if resp, err := client.Do(req); err == nil {
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, data)
+			if resp.StatusCode == http.StatusOK && (re == nil || re.Match(data)) {
+				_, err = ts.Stdout().Write(data)
+				ts.Check(err)
+				return
+			}
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("waithttp %s: gave up after 30 s; last: %s", rest[0], last)
 }

@@ -20,6 +20,7 @@ import (
 	democmd "github.com/docora/docora/internal/cmd/demo"
 	"github.com/docora/docora/internal/cmd/receive"
 	"github.com/docora/docora/internal/cmd/repo"
+	"github.com/docora/docora/internal/cmd/serve"
 	"github.com/docora/docora/internal/cmd/status"
 	synccmd "github.com/docora/docora/internal/cmd/sync"
 	versioncmd "github.com/docora/docora/internal/cmd/version"
@@ -116,6 +117,7 @@ wrong number of arguments); 3 sync finished but at least one link failed.`,
 		repo.NewCmdRepo(f, nil),
 		synccmd.NewCmdSync(f, nil),
 		status.NewCmdStatus(f),
+		serve.NewCmdServe(f, nil),
 		receive.NewCmdReceive(f, nil),
 		democmd.NewCmdDemo(f, nil),
 		versioncmd.NewCmdVersion(f),
