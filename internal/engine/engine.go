@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docora/docora/internal/changes"
@@ -209,11 +211,18 @@ func (e *Engine) SyncLink(ctx context.Context, appID, repoID string) Result {
 
 func (e *Engine) syncLink(ctx context.Context, appID, repoID string) Result {
 	r := Result{AppID: appID, RepositoryID: repoID}
+	if ctx.Err() != nil {
+		r.Outcome, r.Reason = OutcomeStopped, "stopped before it started"
+		return r
+	}
 	ok, err := e.Store.AcquireLease(ctx, appID, repoID, e.owner, e.Options.LeaseTTL)
 	if err != nil {
 		r.Outcome, r.Error = OutcomeFailed, err.Error()
-		if errors.Is(err, store.ErrNotFound) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			r.Outcome, r.Reason, r.Error = OutcomeStopped, "link removed", ""
+		case ctx.Err() != nil:
+			r.Outcome, r.Reason, r.Error = OutcomeStopped, "stopped before it started", ""
 		}
 		return r
 	}
@@ -221,17 +230,21 @@ func (e *Engine) syncLink(ctx context.Context, appID, repoID string) Result {
 		r.Outcome, r.Reason = OutcomeSkipped, "leased by another docora process"
 		return r
 	}
-	// The lease is renewed while we work; losing it stops deliveries.
+	// The lease is renewed while we work; losing it stops deliveries. A synced run gives it
+	// up with its last write (hold.released); any other end releases it here.
+	hold := &leaseHold{owner: e.owner}
 	leaseCtx, cancelLease := context.WithCancelCause(ctx)
 	renewDone := make(chan struct{})
 	go func() {
 		defer close(renewDone)
-		e.renewLease(leaseCtx, cancelLease, appID, repoID)
+		e.renewLease(leaseCtx, cancelLease, appID, repoID, hold)
 	}()
 	defer func() {
 		cancelLease(nil)
 		<-renewDone
-		_ = e.Store.ReleaseLease(context.WithoutCancel(ctx), appID, repoID, e.owner)
+		if !hold.released.Load() {
+			_ = e.Store.ReleaseLease(context.WithoutCancel(ctx), appID, repoID, e.owner)
+		}
 	}()
 
 	l, err := e.Store.GetLink(ctx, appID, repoID)
@@ -240,14 +253,49 @@ func (e *Engine) syncLink(ctx context.Context, appID, repoID string) Result {
 		return r
 	}
 	r = resultFor(l)
-	if until := l.Repo.CircuitOpenUntil; until != nil && until.After(e.Now()) {
-		r.Outcome, r.Reason = OutcomeSkipped, "circuit open until "+until.UTC().Format(store.TimeLayout)
-		return r
+	var probe *halfOpen
+	if until := l.Repo.CircuitOpenUntil; until != nil {
+		now := e.Now()
+		if until.After(now) {
+			r.Outcome, r.Reason = OutcomeSkipped, "circuit open until "+until.UTC().Format(store.TimeLayout)
+			return r
+		}
+		// The cooldown is over: one run, of any link of the repository, makes the half-open
+		// attempt; the circuit stays open for the others meanwhile.
+		probe = &halfOpen{until: *until, claim: now.Add(e.Options.CircuitCooldown)}
+		ok, err := e.Store.ClaimHalfOpen(ctx, l.Repo.ID, probe.until, probe.claim)
+		if err != nil {
+			r.Outcome, r.Error = OutcomeFailed, err.Error()
+			return r
+		}
+		if !ok {
+			r.Outcome, r.Reason = OutcomeSkipped, "circuit half-open: another link of the repository is making the attempt"
+			return r
+		}
+		defer func() {
+			if !probe.settled {
+				if err := e.Store.ReleaseHalfOpen(context.WithoutCancel(ctx), l.Repo.ID, probe.claim, probe.until); err != nil {
+					e.Logger.Warn("release half-open attempt", "repository_id", l.Repo.ID, "error", err)
+				}
+			}
+		}()
 	}
-	return e.run(leaseCtx, l, r)
+	return e.run(leaseCtx, l, r, probe, hold)
 }
 
-func (e *Engine) renewLease(ctx context.Context, cancel context.CancelCauseFunc, appID, repoID string) {
+// leaseHold is a run's lease: its owner name, and whether the run's last write released it.
+type leaseHold struct {
+	owner    string
+	released atomic.Bool
+}
+
+// halfOpen is a run's claim on its repository's half-open attempt.
+type halfOpen struct {
+	until, claim time.Time
+	settled      bool // the attempt told success or a git failure, and the circuit was updated
+}
+
+func (e *Engine) renewLease(ctx context.Context, cancel context.CancelCauseFunc, appID, repoID string, hold *leaseHold) {
 	t := time.NewTicker(e.Options.LeaseTTL / 3)
 	defer t.Stop()
 	for {
@@ -256,6 +304,9 @@ func (e *Engine) renewLease(ctx context.Context, cancel context.CancelCauseFunc,
 			return
 		case <-t.C:
 			if err := e.Store.RenewLease(context.WithoutCancel(ctx), appID, repoID, e.owner, e.Options.LeaseTTL); err != nil {
+				if hold.released.Load() {
+					return // the run ended and gave the lease up
+				}
 				e.Logger.Warn("lease renewal failed: stopping the link", "app_id", appID, "repository_id", repoID, "error", err)
 				cancel(fmt.Errorf("lease: %w", err))
 				return
@@ -264,9 +315,20 @@ func (e *Engine) renewLease(ctx context.Context, cancel context.CancelCauseFunc,
 	}
 }
 
-func (e *Engine) run(ctx context.Context, l store.LinkView, r Result) Result {
+func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *halfOpen, hold *leaseHold) Result {
 	bg := context.WithoutCancel(ctx)
-	if err := e.Store.BeginRun(ctx, l.AppID, l.Repo.ID); err != nil {
+	// Everything the run records goes through rec, which refuses once the link is removed,
+	// reset or re-registered: a stale run must not record over the new generation.
+	rec := e.Store.Run(l.AppID, l.Repo.ID, l.Generation).WithLease(hold.owner)
+	defer rec.Close()
+	if r, done := e.unchanged(ctx, l, r, probe, hold, rec); done {
+		return r
+	}
+	if ctx.Err() != nil {
+		r.Outcome, r.Reason = OutcomeStopped, stopReason(ctx)
+		return r
+	}
+	if err := e.Store.BeginRun(bg, l.AppID, l.Repo.ID); err != nil {
 		r.Outcome, r.Error = OutcomeFailed, err.Error()
 		return r
 	}
@@ -277,20 +339,18 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result) Result {
 			r.Outcome, r.Reason = OutcomeStopped, stopReason(ctx)
 			return r
 		}
-		return e.gitFailure(bg, l, r, err)
+		return e.gitFailure(bg, l, r, err, probe)
 	}
-	if err := e.Store.RecordGitSuccess(bg, l.Repo.ID); err != nil {
-		e.Logger.Warn("record git success", "error", err)
-	}
+	e.gitSuccess(bg, l, probe)
 	r.CommitSHA, r.Files, r.SkippedPaths = plan.Commit, plan.Files, len(plan.Invalid)
 	for _, p := range plan.Invalid {
 		e.Logger.Warn("path skipped: not valid UTF-8", "repository_id", l.Repo.ID, "path", fmt.Sprintf("%q", p))
 	}
 	if plan.Unchanged {
-		if err := e.Store.FinishSynced(bg, l.AppID, l.Repo.ID, plan.Commit, l.FilesDelivered, l.SkippedPaths); err != nil {
-			r.Outcome, r.Error = OutcomeFailed, err.Error()
-			return r
+		if err := rec.FinishSynced(bg, plan.Commit, l.FilesDelivered, l.SkippedPaths); err != nil {
+			return recordFailed(r, err, 0)
 		}
+		hold.released.Store(true)
 		r.Outcome, r.Files, r.SkippedPaths = OutcomeUnchanged, l.FilesDelivered, l.SkippedPaths
 		return r
 	}
@@ -302,20 +362,28 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result) Result {
 	}
 	target := webhook.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
 	repo := repoPayload(l.Repo)
+	// Between two deliveries the run makes one store write: the confirmation of a change also
+	// marks the next one in flight. The next change's content is read while one is sent.
+	var pre *prefetched
+	defer func() { pre.wait() }()
+	marked := false // plan.Changes[i] is already marked in flight
 	for i, c := range plan.Changes {
 		if ctx.Err() != nil {
 			_ = e.Store.SetStatus(bg, l.AppID, l.Repo.ID, l.Status)
 			r.Outcome, r.Reason, r.Pending = OutcomeStopped, stopReason(ctx), len(plan.Changes)-i
 			return r
 		}
-		if err := e.Store.MarkInFlight(ctx, l.AppID, l.Repo.ID, c.Path, c.SHA); err != nil {
-			r.Outcome, r.Reason, r.Pending = OutcomeStopped, "link removed", len(plan.Changes)-i
-			if !errors.Is(err, store.ErrNotFound) {
-				r.Outcome, r.Error, r.Reason = OutcomeFailed, err.Error(), ""
+		if !marked {
+			if err := rec.MarkInFlight(bg, c.Path, c.SHA); err != nil {
+				return recordFailed(r, err, len(plan.Changes)-i)
 			}
-			return r
 		}
-		if err := e.deliverWithRetries(ctx, target, repo, l, plan.Commit, c); err != nil {
+		content := pre
+		pre = nil
+		if i+1 < len(plan.Changes) {
+			pre = e.prefetch(bg, l, plan.Changes[i+1])
+		}
+		if err := e.deliverWithRetries(ctx, target, repo, l, plan.Commit, c, content); err != nil {
 			r.Pending = len(plan.Changes) - i
 			if ctx.Err() != nil {
 				_ = e.Store.SetStatus(bg, l.AppID, l.Repo.ID, l.Status)
@@ -329,15 +397,19 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result) Result {
 			r.Outcome, r.Error = OutcomeFailed, msg
 			return r
 		}
+		var next *store.Mark
+		if i+1 < len(plan.Changes) && ctx.Err() == nil {
+			next = &store.Mark{Path: plan.Changes[i+1].Path, SHA: plan.Changes[i+1].SHA}
+		}
 		var recErr error
 		if c.Type == changes.Delete {
-			recErr = e.Store.ConfirmDeleted(bg, l.AppID, l.Repo.ID, c.Path)
+			recErr, next = rec.ConfirmDeleted(bg, c.Path), nil
 		} else {
-			recErr = e.Store.ConfirmDelivered(bg, l.AppID, l.Repo.ID, c.Path, c.SHA)
+			recErr = rec.ConfirmDelivered(bg, c.Path, c.SHA, next)
 		}
+		marked = next != nil
 		if recErr != nil {
-			r.Outcome, r.Error, r.Pending = OutcomeFailed, recErr.Error(), len(plan.Changes)-i
-			return r
+			return recordFailed(r, recErr, len(plan.Changes)-i)
 		}
 		switch c.Type {
 		case changes.Create:
@@ -348,11 +420,62 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result) Result {
 			r.Delivered.Deleted++
 		}
 	}
-	if err := e.Store.FinishSynced(bg, l.AppID, l.Repo.ID, plan.Commit, plan.Files, len(plan.Invalid)); err != nil {
-		r.Outcome, r.Reason = OutcomeStopped, "link removed"
-		return r
+	if err := rec.FinishSynced(bg, plan.Commit, plan.Files, len(plan.Invalid)); err != nil {
+		return recordFailed(r, err, 0)
 	}
+	hold.released.Store(true)
 	r.Outcome = OutcomeSynced
+	return r
+}
+
+// unchanged is SPEC §4's shortcut for a synced link: when the branch head is still the
+// completed commit, the run costs one ref listing and one store write (the status, the scan
+// time and the lease's release together). Otherwise — a new head, or any error, which the
+// full run reports — it returns false and the full run starts.
+func (e *Engine) unchanged(ctx context.Context, l store.LinkView, r Result, probe *halfOpen, hold *leaseHold, rec *store.LinkRun) (Result, bool) {
+	if l.Status != store.StatusSynced || l.CommitSHA == "" {
+		return r, false
+	}
+	head, err := e.Git.RemoteHead(netguard.WithPolicy(ctx, e.Policy), l.Repo.CloneURL, l.Repo.Branch,
+		gitsource.Credentials{Token: l.GitToken})
+	if err != nil || head != l.CommitSHA {
+		return r, false
+	}
+	bg := context.WithoutCancel(ctx)
+	e.gitSuccess(bg, l, probe)
+	if err := rec.FinishUnchanged(bg, head); err != nil {
+		return recordFailed(r, err, 0), true
+	}
+	hold.released.Store(true)
+	r.Outcome, r.CommitSHA, r.Files, r.SkippedPaths = OutcomeUnchanged, head, l.FilesDelivered, l.SkippedPaths
+	return r, true
+}
+
+// gitSuccess closes the repository's circuit and clears its failure count after a good
+// exchange with the remote; when the repository showed neither, there is nothing to write.
+func (e *Engine) gitSuccess(ctx context.Context, l store.LinkView, probe *halfOpen) {
+	if probe == nil && l.Repo.ConsecutiveFailures == 0 && l.Repo.CircuitOpenUntil == nil {
+		return
+	}
+	if err := e.Store.RecordGitSuccess(ctx, l.Repo.ID); err != nil {
+		e.Logger.Warn("record git success", "error", err)
+	} else if probe != nil {
+		probe.settled = true
+	}
+}
+
+// recordFailed ends a run whose store write failed: interrupted when the link was removed,
+// reset or re-registered meanwhile (SPEC §5: that stops its deliveries), failed otherwise.
+func recordFailed(r Result, err error, pending int) Result {
+	r.Pending = pending
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.Outcome, r.Reason = OutcomeStopped, "link removed"
+	case errors.Is(err, store.ErrStale):
+		r.Outcome, r.Reason = OutcomeStopped, "link reset or re-registered"
+	default:
+		r.Outcome, r.Error = OutcomeFailed, err.Error()
+	}
 	return r
 }
 
@@ -382,13 +505,13 @@ func DeliveryID(l store.LinkView, commit string, c changes.Change) string {
 // MaxAttempts. Each request runs to completion even when ctx is cancelled (bounded by
 // DeliveryTimeout), so a stop never abandons a request half-way; no new attempt starts after
 // a stop.
-func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change) error {
+func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, pre *prefetched) error {
 	id := DeliveryID(l, commit, c)
 	var err error
 	for attempt := 1; attempt <= e.Options.MaxAttempts; attempt++ {
 		reqCtx, cancel := context.WithTimeout(netguard.WithPolicy(context.WithoutCancel(ctx), e.Policy), e.Options.DeliveryTimeout)
 		start := e.Now()
-		err = e.deliver(reqCtx, t, repo, l, commit, c, id)
+		err = e.deliver(reqCtx, t, repo, l, commit, c, id, pre)
 		cancel()
 		if e.Observer != nil {
 			e.Observer.Delivered(string(c.Type), err, e.Now().Sub(start))
@@ -401,7 +524,8 @@ func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo 
 		if attempt == e.Options.MaxAttempts || ctx.Err() != nil {
 			break
 		}
-		delay := webhook.RetryDelay(err, webhook.Backoff(attempt, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand))
+		// Backoff counts retries from 0: the first retry waits about BackoffBase (SPEC §5).
+		delay := webhook.RetryDelay(err, webhook.Backoff(attempt-1, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand))
 		if serr := e.Sleep(ctx, delay); serr != nil {
 			break
 		}
@@ -409,7 +533,7 @@ func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo 
 	return err
 }
 
-func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, id string) error {
+func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, id string, pre *prefetched) error {
 	if c.Type == changes.Delete {
 		return e.Client.DeliverDelete(ctx, t, repo, commit, webhook.Deletion{Path: c.Path, SHA: c.SHA, DeliveryID: id})
 	}
@@ -420,10 +544,61 @@ func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.
 	return e.Client.DeliverFile(ctx, t, repo, commit, webhook.FileChange{
 		Kind: kind, Path: c.Path, SHA: c.SHA, Size: c.Size, PreviousSHA: c.PreviousSHA, DeliveryID: id,
 		Open: func() (io.ReadCloser, error) {
+			if data, ok := pre.content(); ok {
+				return io.NopCloser(bytes.NewReader(data)), nil
+			}
 			rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
 			return rc, err
 		},
 	})
+}
+
+// prefetchLimit bounds the content read ahead: at most one such file is held in memory
+// besides the one being sent. Larger files are streamed when they are sent.
+const prefetchLimit = 1 << 20
+
+// prefetched is a small file's content read ahead, while the change before it is sent.
+type prefetched struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// prefetch starts reading c's content, or returns nil when c has none or is large.
+func (e *Engine) prefetch(ctx context.Context, l store.LinkView, c changes.Change) *prefetched {
+	if c.Type == changes.Delete || c.Size > prefetchLimit {
+		return nil
+	}
+	p := &prefetched{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
+		if err != nil {
+			p.err = err
+			return
+		}
+		defer rc.Close()
+		p.data, p.err = io.ReadAll(io.LimitReader(rc, c.Size+1))
+	}()
+	return p
+}
+
+// content waits for the read and returns the content; false when there is none (nil p) or
+// the read failed, and the caller reads the blob itself. Content that does not match the
+// change's sha and size is caught by the webhook client like any other.
+func (p *prefetched) content() ([]byte, bool) {
+	if p == nil {
+		return nil, false
+	}
+	<-p.done
+	return p.data, p.err == nil
+}
+
+// wait lets a read in progress finish (nil p: nothing to wait for).
+func (p *prefetched) wait() {
+	if p != nil {
+		<-p.done
+	}
 }
 
 // nextAttempt is when a --watch pass retries a link after its retries-th consecutive failure:
@@ -443,7 +618,7 @@ func isLinkAuthFailure(err error) bool {
 		errors.Is(err, gitsource.ErrBranchNotFound)
 }
 
-func (e *Engine) gitFailure(ctx context.Context, l store.LinkView, r Result, gitErr error) Result {
+func (e *Engine) gitFailure(ctx context.Context, l store.LinkView, r Result, gitErr error, probe *halfOpen) Result {
 	msg := gitsource.Scrub(gitErr.Error(), l.GitToken)
 	r.Outcome, r.Error = OutcomeFailed, msg
 	if _, err := e.Store.RecordFailure(ctx, l.AppID, l.Repo.ID, msg, e.nextAttempt); err != nil {
@@ -452,10 +627,13 @@ func (e *Engine) gitFailure(ctx context.Context, l store.LinkView, r Result, git
 	if isLinkAuthFailure(gitErr) {
 		return r
 	}
-	cs, err := e.Store.RecordGitFailure(ctx, l.Repo.ID, msg, e.Options.CircuitThreshold, e.Options.CircuitCooldown)
+	cs, err := e.Store.RecordGitFailure(ctx, l.Repo.ID, msg, e.Options.CircuitThreshold, e.Options.CircuitCooldown, probe != nil)
 	if err != nil {
 		e.Logger.Warn("record git failure", "error", err)
 		return r
+	}
+	if probe != nil {
+		probe.settled = true
 	}
 	if cs.Opened {
 		e.Logger.Warn("circuit opened", "repository_id", l.Repo.ID, "failures", cs.Failures, "until", cs.Until)
@@ -500,7 +678,7 @@ func (e *Engine) notifyCircuitOpen(ctx context.Context, repo store.Repository, m
 					return
 				}
 				e.Logger.Warn("sync_failed delivery failed", "app_id", app.ID, "attempt", attempt, "error", err)
-				if e.Sleep(ctx, webhook.Backoff(attempt, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand)) != nil {
+				if e.Sleep(ctx, webhook.Backoff(attempt-1, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand)) != nil {
 					return
 				}
 			}

@@ -52,6 +52,12 @@ func (e *Engine) Pass(ctx context.Context, o PassOptions) ([]Result, error) {
 			continue
 		}
 		sem <- struct{}{}
+		if ctx.Err() != nil { // stopped while waiting for a free worker
+			<-sem
+			results[i] = resultFor(l)
+			results[i].Outcome, results[i].Reason = OutcomeStopped, "stopped before it started"
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

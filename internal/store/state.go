@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -36,27 +37,155 @@ func (s *Store) DeliveryState(ctx context.Context, appID, repoID string) (map[st
 // MarkInFlight records that sha is about to be sent for path. It fails with ErrNotFound when
 // the link is gone (removed while the run was going): the caller stops delivering.
 func (s *Store) MarkInFlight(ctx context.Context, appID, repoID, path, sha string) error {
-	return s.WithTx(ctx, func(tx *sql.Tx) error {
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM links WHERE app_id = ? AND repository_id = ?`,
-			appID, repoID).Scan(&one); err != nil {
-			if err == sql.ErrNoRows {
-				return fmt.Errorf("link %s/%s: %w", appID, repoID, ErrNotFound)
-			}
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, inflight_sha)
-			VALUES (?, ?, ?, ?) ON CONFLICT (app_id, repository_id, path) DO UPDATE SET inflight_sha = excluded.inflight_sha`,
-			appID, repoID, path, sha)
-		return err
-	})
+	r := s.Run(appID, repoID, anyGeneration)
+	defer r.Close()
+	return r.MarkInFlight(ctx, path, sha)
 }
 
 // ConfirmDelivered records that the app received sha for path.
 func (s *Store) ConfirmDelivered(ctx context.Context, appID, repoID, path, sha string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, sha) VALUES (?, ?, ?, ?)
-		ON CONFLICT (app_id, repository_id, path) DO UPDATE SET sha = excluded.sha, inflight_sha = NULL`,
-		appID, repoID, path, sha)
+	r := s.Run(appID, repoID, anyGeneration)
+	defer r.Close()
+	return r.ConfirmDelivered(ctx, path, sha, nil)
+}
+
+// ConfirmDeleted records that the app deleted path.
+func (s *Store) ConfirmDeleted(ctx context.Context, appID, repoID, path string) error {
+	r := s.Run(appID, repoID, anyGeneration)
+	defer r.Close()
+	return r.ConfirmDeleted(ctx, path)
+}
+
+// ErrStale means the link was reset or re-registered (its generation moved on) since the run
+// started: the run must stop and record nothing more, so that the reset's re-scan happens.
+var ErrStale = errors.New("link was reset or re-registered during the run")
+
+// anyGeneration makes a LinkRun record whatever the link's generation.
+const anyGeneration = -1
+
+// LinkRun records one run's progress on a link of one generation. Each method fails with
+// ErrNotFound once the link is removed and with ErrStale once it is reset or re-registered,
+// and then records nothing. Its statements are prepared once per run (a delivery costs one
+// write on the hot path); Close releases them. It is not safe for concurrent use.
+type LinkRun struct {
+	s             *Store
+	appID, repoID string
+	generation    int64
+	what          string
+	leaseOwner    string // "": the run holds no lease FinishSynced should give up
+	stmts         map[string]*sql.Stmt
+}
+
+// WithLease tells r that its run holds the link's lease as owner: FinishSynced gives it up in
+// the same write (one write less per run). It returns r.
+func (r *LinkRun) WithLease(owner string) *LinkRun {
+	r.leaseOwner = owner
+	return r
+}
+
+// Run returns the recorder of a run of the link that started in generation.
+func (s *Store) Run(appID, repoID string, generation int64) *LinkRun {
+	return &LinkRun{s: s, appID: appID, repoID: repoID, generation: generation,
+		what: "link " + appID + "/" + repoID, stmts: map[string]*sql.Stmt{}}
+}
+
+// Close releases the run's prepared statements.
+func (r *LinkRun) Close() error {
+	var errs []error
+	for q, st := range r.stmts {
+		errs = append(errs, st.Close())
+		delete(r.stmts, q)
+	}
+	return errors.Join(errs...)
+}
+
+// exec runs query, a write conditioned on current(), with args followed by current()'s
+// arguments. When it changes nothing, why() says whether the link is gone or stale.
+func (r *LinkRun) exec(ctx context.Context, query string, args ...any) error {
+	st, ok := r.stmts[query]
+	if !ok {
+		var err error
+		if st, err = r.s.db.PrepareContext(ctx, query); err != nil {
+			return err
+		}
+		r.stmts[query] = st
+	}
+	args = append(args, r.appID, r.repoID)
+	if r.generation != anyGeneration {
+		args = append(args, r.generation)
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return r.why(ctx)
+	}
+	return nil
+}
+
+// current is the SQL condition "the link exists in the run's generation".
+func (r *LinkRun) current() string {
+	if r.generation == anyGeneration {
+		return `EXISTS (SELECT 1 FROM links WHERE app_id = ? AND repository_id = ?)`
+	}
+	return `EXISTS (SELECT 1 FROM links WHERE app_id = ? AND repository_id = ? AND generation = ?)`
+}
+
+// why explains why a write conditioned on current() did nothing: ErrNotFound, ErrStale, or
+// nil when the link is current (the write had nothing to change).
+func (r *LinkRun) why(ctx context.Context) error {
+	var gen int64
+	err := r.s.db.QueryRowContext(ctx, `SELECT generation FROM links WHERE app_id = ? AND repository_id = ?`,
+		r.appID, r.repoID).Scan(&gen)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", r.what, ErrNotFound)
+	case err != nil:
+		return err
+	case r.generation != anyGeneration && gen != r.generation:
+		return fmt.Errorf("%s: %w", r.what, ErrStale)
+	}
+	return nil
+}
+
+// Mark is a change about to be sent: its path and the sha recorded in flight (for a delete,
+// the sha the app holds).
+type Mark struct {
+	Path, SHA string
+}
+
+// MarkInFlight records that sha is about to be sent for path.
+func (r *LinkRun) MarkInFlight(ctx context.Context, path, sha string) error {
+	err := r.exec(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, inflight_sha)
+		SELECT ?, ?, ?, ? WHERE `+r.current()+`
+		ON CONFLICT (app_id, repository_id, path) DO UPDATE SET inflight_sha = excluded.inflight_sha`,
+		r.appID, r.repoID, path, sha)
+	if err != nil {
+		return fmt.Errorf("record %s in flight: %w", path, err)
+	}
+	return nil
+}
+
+// ConfirmDelivered records that the app received sha for path and, when next is not nil,
+// marks next in flight in the same statement: one write between two deliveries.
+func (r *LinkRun) ConfirmDelivered(ctx context.Context, path, sha string, next *Mark) error {
+	var err error
+	if next == nil {
+		err = r.exec(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, sha)
+			SELECT ?, ?, ?, ? WHERE `+r.current()+`
+			ON CONFLICT (app_id, repository_id, path) DO UPDATE SET sha = excluded.sha, inflight_sha = NULL`,
+			r.appID, r.repoID, path, sha)
+	} else {
+		// Two rows: (sha confirmed, nothing in flight) for path, (in flight) for next.
+		err = r.exec(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, sha, inflight_sha)
+			SELECT column1, column2, column3, column4, column5 FROM (VALUES (?, ?, ?, ?, NULL), (?, ?, ?, NULL, ?))
+			WHERE `+r.current()+`
+			ON CONFLICT (app_id, repository_id, path) DO UPDATE SET
+				sha = CASE WHEN excluded.inflight_sha IS NULL THEN excluded.sha ELSE delivery_state.sha END,
+				inflight_sha = excluded.inflight_sha`,
+			r.appID, r.repoID, path, sha, r.appID, r.repoID, next.Path, next.SHA)
+	}
 	if err != nil {
 		return fmt.Errorf("record delivery of %s: %w", path, err)
 	}
@@ -64,9 +193,9 @@ func (s *Store) ConfirmDelivered(ctx context.Context, appID, repoID, path, sha s
 }
 
 // ConfirmDeleted records that the app deleted path.
-func (s *Store) ConfirmDeleted(ctx context.Context, appID, repoID, path string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM delivery_state WHERE app_id = ? AND repository_id = ? AND path = ?`,
-		appID, repoID, path)
+func (r *LinkRun) ConfirmDeleted(ctx context.Context, path string) error {
+	err := r.exec(ctx, `DELETE FROM delivery_state WHERE app_id = ? AND repository_id = ? AND path = ? AND `+r.current(),
+		r.appID, r.repoID, path)
 	if err != nil {
 		return fmt.Errorf("record delete of %s: %w", path, err)
 	}

@@ -73,13 +73,36 @@ func (s *Store) SetStatus(ctx context.Context, appID, repoID, status string) err
 	return err
 }
 
-// FinishSynced records a completed run: every change of commit was delivered.
-func (s *Store) FinishSynced(ctx context.Context, appID, repoID, commit string, files, skipped int) error {
-	now := formatTime(s.now())
-	res, err := s.db.ExecContext(ctx, `UPDATE links SET status = ?, commit_sha = ?, files_delivered = ?,
-		skipped_paths = ?, retry_count = 0, last_error = '', next_attempt_at = NULL, updated_at = ?
-		WHERE app_id = ? AND repository_id = ?`, StatusSynced, commit, files, skipped, now, appID, repoID)
-	return affectedOne(res, err, "link "+appID+"/"+repoID)
+// FinishSynced records a completed run: every change of commit was delivered. When the run
+// holds the link's lease (WithLease), this last write also gives it up.
+func (r *LinkRun) FinishSynced(ctx context.Context, commit string, files, skipped int) error {
+	err := r.exec(ctx, `UPDATE links SET status = ?, commit_sha = ?, files_delivered = ?,
+		skipped_paths = ?, retry_count = 0, last_error = '', next_attempt_at = NULL, updated_at = ?,
+		lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
+		lease_expires_at = CASE WHEN lease_owner = ? THEN NULL ELSE lease_expires_at END
+		WHERE app_id = ? AND repository_id = ? AND `+r.current(),
+		StatusSynced, commit, files, skipped, formatTime(r.s.now()), r.leaseOwner, r.leaseOwner, r.appID, r.repoID)
+	if err != nil {
+		return fmt.Errorf("record synced run: %w", err)
+	}
+	return nil
+}
+
+// FinishUnchanged records a run that found the branch head still at the completed commit:
+// the link is synced, scanned now (a pending sync request is served), and the lease held with
+// WithLease is given up — one write.
+func (r *LinkRun) FinishUnchanged(ctx context.Context, commit string) error {
+	now := formatTime(r.s.now())
+	err := r.exec(ctx, `UPDATE links SET status = ?, commit_sha = ?, retry_count = 0, last_error = '',
+		next_attempt_at = NULL, last_scanned_at = ?, sync_requested_at = NULL, updated_at = ?,
+		lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
+		lease_expires_at = CASE WHEN lease_owner = ? THEN NULL ELSE lease_expires_at END
+		WHERE app_id = ? AND repository_id = ? AND `+r.current(),
+		StatusSynced, commit, now, now, r.leaseOwner, r.leaseOwner, r.appID, r.repoID)
+	if err != nil {
+		return fmt.Errorf("record unchanged run: %w", err)
+	}
+	return nil
 }
 
 // RecordFailure marks the link failed with msg and the time of its next attempt, and returns
@@ -113,17 +136,24 @@ type CircuitState struct {
 }
 
 // RecordGitFailure counts a consecutive git failure of the repository; at threshold the
-// circuit opens until now + cooldown. A failure of the half-open attempt re-opens it.
-func (s *Store) RecordGitFailure(ctx context.Context, repoID, msg string, threshold int, cooldown time.Duration) (CircuitState, error) {
+// circuit opens until now + cooldown (Opened). A circuit that is open already — another link's
+// failure opened it a moment ago — is left as it is, so that watching apps hear once per
+// opening; the failure of the half-open attempt (halfOpen) re-opens it.
+func (s *Store) RecordGitFailure(ctx context.Context, repoID, msg string, threshold int, cooldown time.Duration, halfOpen bool) (CircuitState, error) {
 	var cs CircuitState
 	now := s.now()
 	err := s.WithTx(ctx, func(tx *sql.Tx) error {
+		var open sql.NullString
 		if err := tx.QueryRowContext(ctx, `UPDATE repositories SET consecutive_failures = consecutive_failures + 1,
-			last_git_error = ?, updated_at = ? WHERE repository_id = ? RETURNING consecutive_failures`,
-			msg, formatTime(now), repoID).Scan(&cs.Failures); err != nil {
+			last_git_error = ?, updated_at = ? WHERE repository_id = ? RETURNING consecutive_failures, circuit_open_until`,
+			msg, formatTime(now), repoID).Scan(&cs.Failures, &open); err != nil {
 			return err
 		}
 		if cs.Failures < threshold {
+			return nil
+		}
+		if until := parseNullTime(open); until != nil && until.After(now) && !halfOpen {
+			cs.Until = *until
 			return nil
 		}
 		cs.Opened, cs.Until = true, now.Add(cooldown)
@@ -135,6 +165,32 @@ func (s *Store) RecordGitFailure(ctx context.Context, repoID, msg string, thresh
 		return CircuitState{}, fmt.Errorf("record git failure: %w", err)
 	}
 	return cs, nil
+}
+
+// ClaimHalfOpen gives the caller the one half-open attempt of a repository whose circuit was
+// open until `until` (now past): the circuit stays open for everyone else until claimUntil.
+// It reports false when another run claimed the attempt first. The attempt ends with
+// RecordGitSuccess (closed), RecordGitFailure with halfOpen (re-opened) or ReleaseHalfOpen.
+func (s *Store) ClaimHalfOpen(ctx context.Context, repoID string, until, claimUntil time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE repositories SET circuit_open_until = ?
+		WHERE repository_id = ? AND circuit_open_until = ?`, formatTime(claimUntil), repoID, formatTime(until))
+	if err != nil {
+		return false, fmt.Errorf("claim half-open attempt: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// ReleaseHalfOpen gives back a half-open attempt that said nothing about the repository (the
+// link's own credentials failed, or the run was stopped): the circuit goes back to until, so
+// that another link may make the attempt.
+func (s *Store) ReleaseHalfOpen(ctx context.Context, repoID string, claimUntil, until time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE repositories SET circuit_open_until = ?
+		WHERE repository_id = ? AND circuit_open_until = ?`, formatTime(until), repoID, formatTime(claimUntil))
+	if err != nil {
+		return fmt.Errorf("release half-open attempt: %w", err)
+	}
+	return nil
 }
 
 // RecordGitSuccess closes the repository's circuit and clears its failure count.
