@@ -46,3 +46,10 @@ demo:
 
 clean:
 	rm -rf bin dist
+
+## bench: change-detection benchmarks (docs/performance.md). Generates its repositories (up to
+## 1.2 GB) in $TMPDIR/docora-bench, serves them on 127.0.0.1, prints a Markdown table and
+## removes the directory; BENCHFLAGS passes flags (-keep, -runs 5, -scenarios first, -h).
+.PHONY: bench
+bench:
+	$(GO) run ./internal/benchmark/cmd/detectbench $(BENCHFLAGS)

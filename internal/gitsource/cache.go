@@ -21,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
@@ -30,9 +31,12 @@ const (
 	largeObject = 1 << 20
 	// objectCacheSize bounds each open repository's cache of decoded objects (trees mostly).
 	objectCacheSize = 4 * cache.MiByte
-	// defaultMaxPacks: every fetch adds a pack file; past this many the cache is rebuilt by one
+	// defaultMaxPacks and defaultMaxLoose: a fetch into an empty cache adds a pack file, an
+	// incremental fetch loose objects. Past this many of either, the cache is rebuilt by one
 	// fresh shallow fetch, which also drops the history a depth-1 cache has no use for.
+	// (6,700 loose objects is git's own gc.auto threshold.)
 	defaultMaxPacks = 50
+	defaultMaxLoose = 6700
 )
 
 // Cache is a directory holding one bare, shallow (depth 1) object cache per repository key,
@@ -42,6 +46,8 @@ const (
 type Cache struct {
 	root     string
 	maxPacks int
+	maxLoose int
+	maxIncr  limits       // an incremental fetch larger than this rebuilds the cache (objectWise)
 	rebuilds atomic.Int64 // fresh refetches, for tests and diagnostics
 
 	mu   sync.Mutex
@@ -52,11 +58,35 @@ type keyState struct {
 	sem     chan struct{} // holds one token while an operation uses this key
 	st      *filesystem.Storage
 	damaged bool // a read failed: the next fetch rebuilds the cache
+	// readers are idle storages of the directory for ReadBlob, which decodes blobs without
+	// holding sem (a go-git storage serves one goroutine at a time); gen counts the times the
+	// directory changed, so that a storage opened before is not reused.
+	readers []*filesystem.Storage
+	gen     int
+}
+
+const (
+	// maxIdleReaders bounds the idle ReadBlob storages kept per key.
+	maxIdleReaders = 8
+	// readerCacheSize is the object cache of a ReadBlob storage: enough for a delta base.
+	readerCacheSize = 256 * cache.KiByte
+)
+
+// reset drops the open storages of the key: the directory changed or a read failed.
+func (ks *keyState) reset() {
+	ks.st, ks.readers = nil, nil
+	ks.gen++
 }
 
 // Open returns the cache rooted at root; directories are created when first needed.
 func Open(root string) *Cache {
-	return &Cache{root: root, maxPacks: defaultMaxPacks, keys: map[string]*keyState{}}
+	return &Cache{root: root, maxPacks: defaultMaxPacks, maxLoose: defaultMaxLoose,
+		maxIncr: limits{defaultMaxIncrementalObjects, defaultMaxIncrementalBytes}, keys: map[string]*keyState{}}
+}
+
+type limits struct {
+	objects int
+	bytes   int64
 }
 
 // Kind is the kind of a tree entry.
@@ -163,7 +193,11 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 }
 
 func openStorage(dir string) *filesystem.Storage {
-	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(objectCacheSize),
+	return openStorageWithCache(dir, objectCacheSize)
+}
+
+func openStorageWithCache(dir string, cacheSize cache.FileSize) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(cacheSize),
 		filesystem.Options{LargeObjectThreshold: largeObject})
 }
 
@@ -209,7 +243,7 @@ func (c *Cache) fetch(ctx context.Context, key, url, branch string, cred Credent
 		return "", err
 	}
 	defer unlock()
-	ks.st = nil // the fetch adds packs, or replaces the directory
+	ks.reset() // the fetch adds objects, or replaces the directory
 
 	if ks.damaged {
 		commit, st, err := c.rebuild(ctx, dir, url, branch, spec, cred)
@@ -219,10 +253,10 @@ func (c *Cache) fetch(ctx context.Context, key, url, branch string, cred Credent
 		ks.st, ks.damaged = st, false
 		return commit, nil
 	}
-	commit, st, err := fetchInto(ctx, dir, url, branch, spec, cred)
+	commit, st, err := fetchInto(ctx, dir, url, branch, spec, cred, c.maxIncr)
 	if err == nil {
 		ks.st = st
-		if packs, _ := st.ObjectPacks(); len(packs) <= c.maxPacks {
+		if packs, _ := st.ObjectPacks(); len(packs) <= c.maxPacks && looseObjects(dir) <= c.maxLoose {
 			return commit, nil
 		}
 		// Compact; a failure keeps the cache that works.
@@ -233,8 +267,8 @@ func (c *Cache) fetch(ctx context.Context, key, url, branch string, cred Credent
 		return commit, nil
 	}
 	// A classified error is about the remote (auth, network, branch...): a fresh fetch would
-	// fail the same way. Anything else is about this cache.
-	if kind, _ := classify(ctx, err); kind != nil || ctx.Err() != nil {
+	// fail the same way. Anything else (errLargeIncremental included) is about this cache.
+	if kind, _ := classify(ctx, err); (kind != nil && !errors.Is(err, errLargeIncremental)) || ctx.Err() != nil {
 		return "", err
 	}
 	commit, st, err = c.rebuild(ctx, dir, url, branch, spec, cred)
@@ -252,7 +286,7 @@ func (c *Cache) rebuild(ctx context.Context, dir, url, branch string, spec confi
 	if err != nil {
 		return "", nil, err
 	}
-	commit, _, err := fetchInto(ctx, tmp, url, branch, spec, cred)
+	commit, _, err := fetchInto(ctx, tmp, url, branch, spec, cred, c.maxIncr)
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return "", nil, err
@@ -293,8 +327,9 @@ func remoteRef(branch string) plumbing.ReferenceName {
 
 // fetchInto fetches branch into the bare repository at dir (created when missing) with a
 // constant depth of 1 — a depth-0 fetch into a shallow repository would pull the whole history —
-// and checks that every object of the fetched tree is there.
-func fetchInto(ctx context.Context, dir, url, branch string, spec config.RefSpec, cred Credentials) (string, *filesystem.Storage, error) {
+// and checks that every object of the fetched tree is there. A fetch into a cache that has the
+// branch already is incremental: thin pack, loose objects, at most lim (objectWise).
+func fetchInto(ctx context.Context, dir, url, branch string, spec config.RefSpec, cred Credentials, lim limits) (string, *filesystem.Storage, error) {
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); errors.Is(err, fs.ErrNotExist) {
 		_, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
 			Bare:        true,
@@ -305,9 +340,14 @@ func fetchInto(ctx context.Context, dir, url, branch string, spec config.RefSpec
 		}
 	}
 	st := openStorage(dir)
+	verified := readVerified(dir)
+	var into storage.Storer = st
+	if _, err := st.Reference(remoteRef(branch)); err == nil {
+		into = &objectWise{Storer: st, maxObjects: lim.objects, maxBytes: lim.bytes}
+	}
 	// The remote lives only in memory: nothing about it (least of all credentials) is written
 	// to the repository's config.
-	rem := git.NewRemote(st, &config.RemoteConfig{Name: "origin", URLs: []string{url}})
+	rem := git.NewRemote(into, &config.RemoteConfig{Name: "origin", URLs: []string{url}})
 	err := rem.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   []config.RefSpec{spec},
@@ -323,15 +363,131 @@ func fetchInto(ctx context.Context, dir, url, branch string, spec config.RefSpec
 	if err != nil {
 		return "", nil, fmt.Errorf("read fetched ref: %w", err)
 	}
-	if err := walkTree(ctx, st, ref.Hash(), func(e Entry) error {
-		if e.Kind == KindSubmodule {
-			return nil
-		}
-		return st.HasEncodedObject(plumbing.NewHash(e.Blob))
-	}); err != nil {
+	if err := checkComplete(ctx, st, ref.Hash(), verified); err != nil {
 		return "", nil, &damagedError{fmt.Errorf("cache incomplete after fetch of %s: %w", ref.Hash(), err)}
 	}
+	// Best effort: without the mark, the next fetch checks the whole tree.
+	_ = os.WriteFile(filepath.Join(dir, verifiedFile), []byte(ref.Hash().String()+"\n"), 0o600)
 	return ref.Hash().String(), st, nil
+}
+
+// verifiedFile, in a cache directory, names the last fetched commit whose every object the
+// cache was checked to hold.
+const verifiedFile = "docora-verified"
+
+func readVerified(dir string) plumbing.Hash {
+	b, err := os.ReadFile(filepath.Join(dir, verifiedFile))
+	if s := strings.TrimSpace(string(b)); err == nil && plumbing.IsHash(s) {
+		return plumbing.NewHash(s)
+	}
+	return plumbing.ZeroHash
+}
+
+// checkComplete checks that the cache holds every object of commit's tree (a fetch can move
+// the ref without bringing the objects: go-git#1443). Subtrees and files identical to those
+// at the same path in verified — a commit checked by an earlier fetch, ZeroHash when there is
+// none — are not checked again: after a commit that changes one file, only the trees on its
+// path are read, not every entry of a large tree.
+func checkComplete(ctx context.Context, st *filesystem.Storage, commit, verified plumbing.Hash) error {
+	c, err := object.GetCommit(st, commit)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", commit, err)
+	}
+	root, err := object.GetTree(st, c.TreeHash)
+	if err != nil {
+		return fmt.Errorf("tree of commit %s: %w", commit, err)
+	}
+	var known *object.Tree
+	if !verified.IsZero() {
+		if vc, err := object.GetCommit(st, verified); err == nil {
+			known, _ = object.GetTree(st, vc.TreeHash)
+		}
+	}
+	var check func(t, known *object.Tree, prefix string) error
+	check = func(t, known *object.Tree, prefix string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		same := map[string]plumbing.Hash{}
+		if known != nil {
+			for _, e := range known.Entries {
+				same[e.Name] = e.Hash
+			}
+		}
+		for _, e := range t.Entries {
+			if h, ok := same[e.Name]; ok && h == e.Hash {
+				continue
+			}
+			p := prefix + e.Name
+			switch e.Mode {
+			case filemode.Submodule:
+			case filemode.Dir:
+				sub, err := object.GetTree(st, e.Hash)
+				if err != nil {
+					return fmt.Errorf("tree %s (%s): %w", e.Hash, p, err)
+				}
+				var knownSub *object.Tree
+				if h, ok := same[e.Name]; ok {
+					knownSub, _ = object.GetTree(st, h)
+				}
+				if err := check(sub, knownSub, p+"/"); err != nil {
+					return err
+				}
+			default:
+				if err := st.HasEncodedObject(e.Hash); err != nil {
+					return fmt.Errorf("%s (%s): %w", e.Hash, p, err)
+				}
+			}
+		}
+		return nil
+	}
+	return check(root, known, "")
+}
+
+// objectWise is a cache's storage for an incremental fetch. It hides the storage's
+// PackfileWriter, so that go-git parses the fetched pack object by object into loose objects
+// (packfile.UpdateObjectStorage) instead of storing it as it comes: the pack may be thin,
+// with deltas against objects the cache already holds (see installTransports), and only the
+// parser resolves those. An incremental fetch usually brings a few objects; Fetch compacts
+// the cache when loose objects add up. Writing loose objects one by one is slow for many
+// (about 3 ms each), so past maxObjects or maxBytes — a force-push to
+// an unrelated history, a commit that rewrites every file — the fetch stops with
+// errLargeIncremental and Fetch rebuilds the cache with one fresh fetch (a pack on disk)
+// instead.
+type objectWise struct {
+	storage.Storer
+	maxObjects int
+	maxBytes   int64
+	objects    int
+	bytes      int64
+}
+
+const (
+	defaultMaxIncrementalObjects = 500
+	defaultMaxIncrementalBytes   = 32 << 20
+)
+
+var errLargeIncremental = errors.New("incremental fetch too large for loose objects")
+
+func (o *objectWise) SetEncodedObject(obj plumbing.EncodedObject) (plumbing.Hash, error) {
+	o.objects++
+	o.bytes += obj.Size()
+	if o.objects > o.maxObjects || o.bytes > o.maxBytes {
+		return plumbing.ZeroHash, errLargeIncremental
+	}
+	return o.Storer.SetEncodedObject(obj)
+}
+
+// looseObjects counts the loose objects of the bare repository at dir.
+func looseObjects(dir string) int {
+	n := 0
+	for i := range 256 {
+		entries, err := os.ReadDir(filepath.Join(dir, "objects", fmt.Sprintf("%02x", i)))
+		if err == nil {
+			n += len(entries)
+		}
+	}
+	return n
 }
 
 // walkTree calls fn for every non-directory entry below commit's tree, in git's tree order.
@@ -407,29 +563,106 @@ func (c *Cache) Tree(ctx context.Context, key, commit string) ([]Entry, error) {
 // ReadBlob opens the blob with the given id in the cache of key and returns its content and
 // size. Blobs above 1 MiB are streamed from the pack file (a deltified one needs its base in
 // memory, as with git). The reader stays valid while the cache is re-fetched; close it.
+// Concurrent calls decode blobs in parallel, each with a storage of its own.
 func (c *Cache) ReadBlob(ctx context.Context, key, blob string) (io.ReadCloser, int64, error) {
 	h, err := parseHash(blob)
 	if err != nil {
 		return nil, 0, err
 	}
-	var rc io.ReadCloser
-	var size int64
-	err = c.read(ctx, key, func(st *filesystem.Storage) error {
-		obj, err := st.EncodedObject(plumbing.BlobObject, h)
+	for attempt := 0; ; attempt++ {
+		var rc io.ReadCloser
+		var size int64
+		st, gen, err := c.reader(ctx, key)
 		if err != nil {
-			return err
+			return nil, 0, fmt.Errorf("blob %s in cache %s: %w", blob, key, err)
 		}
-		r, err := obj.Reader()
-		if err != nil {
-			return err
+		rc, size, err = openBlob(ctx, st, h)
+		c.release(key, st, gen, err == nil)
+		if err == nil {
+			return rc, size, nil
 		}
-		rc, size = &ctxReader{ctx: ctx, rc: r}, obj.Size()
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("blob %s in cache %s: %w", blob, key, err)
+		if ctx.Err() != nil || attempt == 1 {
+			if ctx.Err() == nil {
+				// As in read: objects the cache should have cannot be read.
+				c.markDamaged(key)
+			}
+			return nil, 0, fmt.Errorf("blob %s in cache %s: %w", blob, key, err)
+		}
+		// Perhaps another process replaced the directory under the open storages: retry
+		// once with fresh ones.
+		c.resetKey(key)
 	}
-	return rc, size, nil
+}
+
+func openBlob(ctx context.Context, st *filesystem.Storage, h plumbing.Hash) (io.ReadCloser, int64, error) {
+	obj, err := st.EncodedObject(plumbing.BlobObject, h)
+	if err != nil {
+		return nil, 0, err
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		return nil, 0, err
+	}
+	return &ctxReader{ctx: ctx, rc: r}, obj.Size(), nil
+}
+
+// reader returns an idle storage of key's directory, or a new one, for one goroutine's use,
+// and the generation it belongs to; give it back with release.
+func (c *Cache) reader(ctx context.Context, key string) (*filesystem.Storage, int, error) {
+	dir, err := c.dir(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	ks, unlock, err := c.lock(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer unlock()
+	if n := len(ks.readers); n > 0 {
+		st := ks.readers[n-1]
+		ks.readers = ks.readers[:n-1]
+		return st, ks.gen, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
+		return nil, 0, fmt.Errorf("no cache at %s (fetch first): %w", dir, err)
+	}
+	// Blobs are read once each (their facts are cached by the caller): a cache of decoded
+	// objects would only hold garbage.
+	return openStorageWithCache(dir, readerCacheSize), ks.gen, nil
+}
+
+// release gives st back to key's idle storages, unless it failed, the directory changed since
+// it was opened, or the key is busy (a fetch): it is then dropped rather than waited for.
+func (c *Cache) release(key string, st *filesystem.Storage, gen int, ok bool) {
+	c.mu.Lock()
+	ks := c.keys[key]
+	c.mu.Unlock()
+	if !ok || ks == nil {
+		return
+	}
+	select {
+	case ks.sem <- struct{}{}:
+		if ks.gen == gen && len(ks.readers) < maxIdleReaders {
+			ks.readers = append(ks.readers, st)
+		}
+		<-ks.sem
+	default:
+	}
+}
+
+func (c *Cache) resetKey(key string) {
+	if ks, unlock, err := c.lock(context.Background(), key); err == nil {
+		ks.reset()
+		unlock()
+	}
+}
+
+func (c *Cache) markDamaged(key string) {
+	if ks, unlock, err := c.lock(context.Background(), key); err == nil {
+		ks.reset()
+		ks.damaged = true
+		unlock()
+	}
 }
 
 // read runs fn with the storage of key under its lock. A failure is retried once with the
@@ -454,7 +687,7 @@ func (c *Cache) read(ctx context.Context, key string, fn func(*filesystem.Storag
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		ks.st = nil
+		ks.reset()
 		if attempt == 1 {
 			// Objects the cache should have cannot be read: a fetch cannot repair that,
 			// a fresh one can.
@@ -496,7 +729,7 @@ func (c *Cache) Remove(key string) error {
 		return err
 	}
 	defer unlock()
-	ks.st = nil
+	ks.reset()
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove cache %s: %w", key, err)
 	}

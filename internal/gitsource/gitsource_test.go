@@ -491,7 +491,8 @@ func TestCompaction(t *testing.T) {
 	srv := gittest.NewServer(t)
 	repo := gittest.NewRepo(t, srv, "owner/packs.git")
 	c := Open(t.TempDir())
-	c.maxPacks = 2
+	// A first fetch adds a pack, an incremental one loose objects (a commit, a tree, a blob).
+	c.maxPacks, c.maxLoose = 2, 5
 	for i := range 5 {
 		repo.WriteFile("f.txt", strings.Repeat("x", i+1))
 		commit := repo.Commit("c")
@@ -504,6 +505,9 @@ func TestCompaction(t *testing.T) {
 		packs, _ := filepath.Glob(filepath.Join(c.root, "repo_p.git", "objects", "pack", "*.pack"))
 		if len(packs) > c.maxPacks+1 {
 			t.Fatalf("%d pack files after fetch %d", len(packs), i)
+		}
+		if n := looseObjects(filepath.Join(c.root, "repo_p.git")); n > c.maxLoose {
+			t.Fatalf("%d loose objects after fetch %d", n, i)
 		}
 	}
 	if c.rebuilds.Load() == 0 {

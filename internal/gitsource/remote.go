@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -67,6 +69,15 @@ func installTransports() {
 		client.InstallProtocol("http", t)
 		client.InstallProtocol("https", t)
 		client.InstallProtocol("file", gitserve.NewTransport())
+		// go-git never asks for thin packs, because a pack it stores as it comes must be
+		// self-contained. Without thin-pack, git's upload-pack answers every shallow fetch
+		// with the whole tree of the new commit, however little changed (it marks the trees
+		// of the client's commits as known only for thin-pack clients). fetchInto parses
+		// incremental fetches object by object, resolving thin deltas against the cache, so
+		// thin packs are allowed. A fetch into an empty cache has no "have" lines: the
+		// server cannot send it a thin pack.
+		transport.UnsupportedCapabilities = slices.DeleteFunc(slices.Clone(transport.UnsupportedCapabilities),
+			func(c capability.Capability) bool { return c == capability.ThinPack })
 	})
 }
 
