@@ -57,8 +57,14 @@ type Detector struct {
 // fetching. Otherwise it fetches, lists the tree, applies the ignore rules, hashes blobs it has
 // never seen and diffs against the link's delivery state.
 func (d *Detector) Detect(ctx context.Context, l store.LinkView) (Plan, error) {
+	head, err := d.Source.RemoteHead(ctx, l.Repo.CloneURL, l.Repo.Branch, gitsource.Credentials{Token: l.GitToken})
+	return d.DetectAt(ctx, l, head, err)
+}
+
+// DetectAt is Detect for a caller that already asked the remote for the branch head: head and
+// err are what RemoteHead returned, so the remote is not asked twice.
+func (d *Detector) DetectAt(ctx context.Context, l store.LinkView, head string, err error) (Plan, error) {
 	cred := gitsource.Credentials{Token: l.GitToken}
-	head, err := d.Source.RemoteHead(ctx, l.Repo.CloneURL, l.Repo.Branch, cred)
 	empty := errors.Is(err, gitsource.ErrEmptyRepository)
 	if err != nil && !empty {
 		return Plan{}, err

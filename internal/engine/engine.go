@@ -321,7 +321,9 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *hal
 	// reset or re-registered: a stale run must not record over the new generation.
 	rec := e.Store.Run(l.AppID, l.Repo.ID, l.Generation).WithLease(hold.owner)
 	defer rec.Close()
-	if r, done := e.unchanged(ctx, l, r, probe, hold, rec); done {
+	head, headErr := e.Git.RemoteHead(netguard.WithPolicy(ctx, e.Policy), l.Repo.CloneURL, l.Repo.Branch,
+		gitsource.Credentials{Token: l.GitToken})
+	if r, done := e.unchanged(ctx, l, r, probe, hold, rec, head, headErr); done {
 		return r
 	}
 	if ctx.Err() != nil {
@@ -332,7 +334,7 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *hal
 		r.Outcome, r.Error = OutcomeFailed, err.Error()
 		return r
 	}
-	plan, err := e.detector(l).Detect(netguard.WithPolicy(ctx, e.Policy), l)
+	plan, err := e.detector(l).DetectAt(netguard.WithPolicy(ctx, e.Policy), l, head, headErr)
 	if err != nil {
 		if ctx.Err() != nil {
 			_ = e.Store.SetStatus(bg, l.AppID, l.Repo.ID, l.Status)
@@ -428,16 +430,16 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *hal
 	return r
 }
 
-// unchanged is SPEC §4's shortcut for a synced link: when the branch head is still the
-// completed commit, the run costs one ref listing and one store write (the status, the scan
+// unchanged is SPEC §4's shortcut for a synced link: when the branch head (asked of the remote
+// once per run, by the caller) is still the completed commit, the run costs one ref listing and
+// one store write (the status, the scan
 // time and the lease's release together). Otherwise — a new head, or any error, which the
 // full run reports — it returns false and the full run starts.
-func (e *Engine) unchanged(ctx context.Context, l store.LinkView, r Result, probe *halfOpen, hold *leaseHold, rec *store.LinkRun) (Result, bool) {
+func (e *Engine) unchanged(ctx context.Context, l store.LinkView, r Result, probe *halfOpen, hold *leaseHold,
+	rec *store.LinkRun, head string, err error) (Result, bool) {
 	if l.Status != store.StatusSynced || l.CommitSHA == "" {
 		return r, false
 	}
-	head, err := e.Git.RemoteHead(netguard.WithPolicy(ctx, e.Policy), l.Repo.CloneURL, l.Repo.Branch,
-		gitsource.Credentials{Token: l.GitToken})
 	if err != nil || head != l.CommitSHA {
 		return r, false
 	}

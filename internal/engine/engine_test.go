@@ -276,9 +276,14 @@ func TestSyncSmoke(t *testing.T) {
 	f.repo.WriteFile("README.md", "changed\n")
 	f.repo.Commit("second")
 	f.repo.Push()
+	refsBefore, packsBefore := f.git.InfoRefs(), f.git.UploadPacks()
 	r = f.sync()
 	if r.Outcome != OutcomeSynced || r.Delivered.Updated != 1 || r.Delivered.Deleted != 1 {
 		t.Fatalf("third sync: %+v", r)
+	}
+	// A moved head costs the head query and the fetch's own ref advertisement: no third one.
+	if refs, packs := f.git.InfoRefs()-refsBefore, f.git.UploadPacks()-packsBefore; refs != 2 || packs != 1 {
+		t.Fatalf("sync of a new commit made %d ref listings and %d upload-packs, want 2 and 1", refs, packs)
 	}
 	got = f.mirrorFiles()
 	if _, ok := got["docs/a b.md"]; ok || got["README.md"] != "changed\n" || len(got) != 2 {
