@@ -53,3 +53,14 @@ clean:
 .PHONY: bench
 bench:
 	$(GO) run ./internal/benchmark/cmd/detectbench $(BENCHFLAGS)
+
+## bench-deliver: delivery throughput and unchanged-links benchmarks (docs/reliability.md).
+.PHONY: bench-deliver
+bench-deliver:
+	$(GO) run ./internal/benchmark/deliverbench $(BENCHFLAGS)
+
+## crash-trials: kill -9 `docora sync` at random moments, 20 trials, then check the mirror
+## is exact and only in-flight deliveries were duplicated (docs/reliability.md).
+.PHONY: crash-trials
+crash-trials:
+	DOCORA_CRASH_TRIALS=20 $(GO) test -run TestCrashTrials -count=1 -v ./internal/reliability
