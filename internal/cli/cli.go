@@ -123,7 +123,11 @@ wrong number of arguments); 3 sync finished but at least one link failed.`,
 		versioncmd.NewCmdVersion(f),
 	)
 	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
 	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			c.Example = "  docora help sync\n  docora help repo add"
+		}
 		if c.Name() != "completion" {
 			continue
 		}
