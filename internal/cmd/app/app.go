@@ -105,7 +105,11 @@ func runOnboard(ctx context.Context, o *OnboardOptions) error {
 	}
 	out := registry.OnboardJSON{AppID: res.App.ID, Token: res.Token, CreatedAt: registry.FormatTime(res.App.CreatedAt),
 		ClientAuthKey: res.GeneratedKey}
-	fmt.Fprintln(o.F.IO.ErrOut, "The token (and a generated client auth key) are shown only now: store them safely.")
+	if res.GeneratedKey != "" {
+		fmt.Fprintln(o.F.IO.ErrOut, "The token and the generated client auth key are shown only now: store them safely.")
+	} else {
+		fmt.Fprintln(o.F.IO.ErrOut, "The token is shown only now: store it safely.")
+	}
 	if o.JSON {
 		return o.F.IO.JSON(out)
 	}
