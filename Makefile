@@ -13,9 +13,9 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/docora ./cmd/docora
 
-## test: everything CI checks — formatting, vet, staticcheck, generated docs, the race-enabled
-## test suite (unit, integration and testscripts) and the offline demo.
-test: fmt-check vet lint check-docs unit demo
+## test: everything CI checks — formatting, vet, staticcheck, generated docs, a CGO_ENABLED=0
+## build, the race-enabled test suite (unit, integration, testscripts) and the offline demo.
+test: fmt-check vet lint check-docs build unit demo
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
