@@ -4,7 +4,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -543,16 +542,17 @@ func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.
 	if c.Type == changes.Update {
 		kind = webhook.Update
 	}
-	return e.Client.DeliverFile(ctx, t, repo, commit, webhook.FileChange{
+	fc := webhook.FileChange{
 		Kind: kind, Path: c.Path, SHA: c.SHA, Size: c.Size, PreviousSHA: c.PreviousSHA, DeliveryID: id,
 		Open: func() (io.ReadCloser, error) {
-			if data, ok := pre.content(); ok {
-				return io.NopCloser(bytes.NewReader(data)), nil
-			}
 			rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
 			return rc, err
 		},
-	})
+	}
+	if data, ok := pre.content(); ok {
+		fc.Content = data // checked against sha and size by the client, like a read
+	}
+	return e.Client.DeliverFile(ctx, t, repo, commit, fc)
 }
 
 // prefetchLimit bounds the content read ahead: at most one such file is held in memory
@@ -580,7 +580,14 @@ func (e *Engine) prefetch(ctx context.Context, l store.LinkView, c changes.Chang
 			return
 		}
 		defer rc.Close()
-		p.data, p.err = io.ReadAll(io.LimitReader(rc, c.Size+1))
+		// One byte more than announced tells a longer blob (a mismatch the client reports).
+		buf := make([]byte, c.Size+1)
+		n, err := io.ReadFull(rc, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			p.err = err
+			return
+		}
+		p.data = buf[:n]
 	}()
 	return p
 }

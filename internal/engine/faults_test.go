@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,8 +59,13 @@ func TestReceiverFaultsFlaky(t *testing.T) {
 			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { redirected.Add(1) }))
 			defer other.Close()
 			faultRepo(f)
+			// The callback runs in the receiver's handlers: after a timeout, the retry's
+			// handler can run while the hung one has not returned yet.
+			var mu sync.Mutex
 			seen := map[string]bool{}
 			f.rec.setFaults(func(n int, r received) *fault {
+				mu.Lock()
+				defer mu.Unlock()
 				if seen[r.Delivery] {
 					return nil
 				}

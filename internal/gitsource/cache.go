@@ -74,6 +74,9 @@ const (
 
 // reset drops the open storages of the key: the directory changed or a read failed.
 func (ks *keyState) reset() {
+	for _, st := range ks.readers {
+		_ = st.Close() // idle: nobody reads through it
+	}
 	ks.st, ks.readers = nil, nil
 	ks.gen++
 }
@@ -627,8 +630,12 @@ func (c *Cache) reader(ctx context.Context, key string) (*filesystem.Storage, in
 		return nil, 0, fmt.Errorf("no cache at %s (fetch first): %w", dir, err)
 	}
 	// Blobs are read once each (their facts are cached by the caller): a cache of decoded
-	// objects would only hold garbage.
-	return openStorageWithCache(dir, readerCacheSize), ks.gen, nil
+	// objects would only hold garbage. The storage keeps its pack files open (it is pooled,
+	// and closed when dropped): reopening and statting the pack for every blob cost more than
+	// inflating a small one. A large blob's reader opens the pack file on its own.
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(readerCacheSize),
+		filesystem.Options{LargeObjectThreshold: largeObject, KeepDescriptors: true})
+	return st, ks.gen, nil
 }
 
 // release gives st back to key's idle storages, unless it failed, the directory changed since
@@ -638,15 +645,21 @@ func (c *Cache) release(key string, st *filesystem.Storage, gen int, ok bool) {
 	ks := c.keys[key]
 	c.mu.Unlock()
 	if !ok || ks == nil {
+		_ = st.Close()
 		return
 	}
+	kept := false
 	select {
 	case ks.sem <- struct{}{}:
 		if ks.gen == gen && len(ks.readers) < maxIdleReaders {
 			ks.readers = append(ks.readers, st)
+			kept = true
 		}
 		<-ks.sem
 	default:
+	}
+	if !kept {
+		_ = st.Close() // its pack files stay open otherwise
 	}
 }
 

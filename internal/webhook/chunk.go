@@ -31,9 +31,17 @@ func chunkLayout(size int64, chunkChars int) (rawPerChunk int64, total int) {
 // checked, so a receiver is never handed a complete file that fails verification.
 func streamChunks(r io.Reader, size int64, sha string, chunkChars int,
 	emit func(index, total int, offset int64, content string) error) error {
+	return streamChunkBytes(r, size, sha, chunkChars, func(index, total int, offset int64, raw []byte) error {
+		return emit(index, total, offset, base64.StdEncoding.EncodeToString(raw))
+	})
+}
+
+// streamChunkBytes is streamChunks handing out each chunk's raw bytes (valid until emit
+// returns), to be base64-encoded by emit.
+func streamChunkBytes(r io.Reader, size int64, sha string, chunkChars int,
+	emit func(index, total int, offset int64, raw []byte) error) error {
 	rawPerChunk, total := chunkLayout(size, chunkChars)
 	raw := make([]byte, min(rawPerChunk, max(size, 0)))
-	enc := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
 	h := sha256.New()
 	for i := range total {
 		offset := int64(i) * rawPerChunk
@@ -53,9 +61,7 @@ func streamChunks(r io.Reader, size int64, sha string, chunkChars int,
 				return fmt.Errorf("%w: content has sha %s, expected %s", ErrContentMismatch, got, sha)
 			}
 		}
-		m := base64.StdEncoding.EncodedLen(int(n))
-		base64.StdEncoding.Encode(enc[:m], raw[:n])
-		if err := emit(i, total, offset, string(enc[:m])); err != nil {
+		if err := emit(i, total, offset, raw[:n]); err != nil {
 			return err
 		}
 	}
@@ -74,11 +80,22 @@ func readWhole(r io.Reader, size int64, sha string) ([]byte, error) {
 	if err := expectEOF(r, size); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(b)
-	if got := hex.EncodeToString(sum[:]); got != sha {
-		return nil, fmt.Errorf("%w: content has sha %s, expected %s", ErrContentMismatch, got, sha)
+	if err := checkWhole(b, size, sha); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// checkWhole checks that b, a file sent in one request, has the announced size and sha.
+func checkWhole(b []byte, size int64, sha string) error {
+	if int64(len(b)) != size {
+		return fmt.Errorf("%w: content has %d bytes, expected %d", ErrContentMismatch, len(b), size)
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); got != sha {
+		return fmt.Errorf("%w: content has sha %s, expected %s", ErrContentMismatch, got, sha)
+	}
+	return nil
 }
 
 // expectEOF checks that r has nothing left after size bytes.

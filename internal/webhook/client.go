@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docora/docora/internal/netguard"
@@ -28,6 +29,9 @@ const (
 	DefaultChunkSize      = 512 << 10 // base64 characters per chunk
 	DefaultMaxRetryAfter  = 5 * time.Minute
 )
+
+// writeBufferSize is the HTTP transport's write buffer per connection.
+const writeBufferSize = 64 << 10
 
 // maxDrain bounds how much of a response body is read so that the connection can be reused.
 const maxDrain = 64 << 10
@@ -116,8 +120,12 @@ func (c *Client) httpClient(p netguard.Policy) *http.Client {
 	defer c.mu.Unlock()
 	hc, ok := c.clients[p]
 	if !ok {
+		tr := netguard.NewTransport()
+		// Headers and a small body leave in one write (the default buffer is 4 KiB: two or
+		// three writes per request, each waking the receiver).
+		tr.WriteBufferSize = writeBufferSize
 		hc = &http.Client{
-			Transport: netguard.NewTransport(),
+			Transport: tr,
 			Timeout:   c.opts.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse // a redirect is a failure, reported with its Location
@@ -174,6 +182,39 @@ func (c *Client) Send(ctx context.Context, t Target, endpoint string, body []byt
 }
 
 func (c *Client) send(ctx context.Context, t Target, endpoint string, body []byte, deliveryID string, at time.Time) error {
+	return c.sendBody(ctx, t, endpoint, &trackedBody{b: body}, deliveryID, at)
+}
+
+// trackedBody is a request body that tells when the transport is done with its bytes: every
+// reader it handed out (the body, and those of GetBody) has been closed, which net/http does
+// once it has written them — possibly after RoundTrip returned, when the receiver answered
+// early. Only then may the caller reuse the buffer.
+type trackedBody struct {
+	b    []byte
+	open atomic.Int32
+}
+
+func (t *trackedBody) reader() io.ReadCloser {
+	t.open.Add(1)
+	return &trackedReader{Reader: bytes.NewReader(t.b), t: t}
+}
+
+// released reports whether no reader of t is open any more.
+func (t *trackedBody) released() bool { return t.open.Load() == 0 }
+
+type trackedReader struct {
+	*bytes.Reader
+	t    *trackedBody
+	once sync.Once
+}
+
+func (r *trackedReader) Close() error {
+	r.once.Do(func() { r.t.open.Add(-1) })
+	return nil
+}
+
+func (c *Client) sendBody(ctx context.Context, t Target, endpoint string, tb *trackedBody, deliveryID string, at time.Time) error {
+	body := tb.b
 	policy := netguard.PolicyFrom(ctx)
 	u, err := EndpointURL(t.BaseURL, endpoint)
 	if err != nil {
@@ -192,9 +233,19 @@ func (c *Client) send(ctx context.Context, t Target, endpoint string, body []byt
 		return &DeliveryError{URL: target, Err: err}
 	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), tb.reader())
 	if err != nil {
 		return &DeliveryError{URL: target, Err: fmt.Errorf("build request: %w", err)}
+	}
+	// What NewRequest does for a *bytes.Reader: the length, and a fresh copy of the body for
+	// a request the transport replays (a keep-alive connection that died before any byte
+	// was written).
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return tb.reader(), nil }
+	if len(body) == 0 {
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+		_ = req.Body.Close()
+		tb.open.Store(0)
 	}
 	ts := at.Unix()
 	req.Header.Set("Content-Type", "application/json")

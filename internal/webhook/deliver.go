@@ -1,10 +1,13 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,6 +35,9 @@ type FileChange struct {
 	// Open returns the content. It is called once per DeliverFile, so a retry (a new
 	// DeliverFile call) re-reads the file from the start.
 	Open func() (io.ReadCloser, error)
+	// Content, when not nil, is the content itself, already in memory (a file up to the chunk
+	// threshold): Open is then not called. It is checked against SHA and Size all the same.
+	Content []byte
 	// DeliveryID is the X-Docora-Delivery of every request of this change, identical on
 	// every retry.
 	DeliveryID string
@@ -66,15 +72,25 @@ func (c *Client) DeliverFile(ctx context.Context, t Target, repo webhook.Reposit
 	if err := fc.validate(); err != nil {
 		return err
 	}
-	return c.fileParts(fc, func(f webhook.File) error {
+	repoJSON, err := Marshal(repo)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+	}
+	bp := bodyParts{kind: fc.Kind, repo: repoJSON, path: fc.Path, sha: fc.SHA, size: fc.Size,
+		previousSHA: fc.PreviousSHA, commitSHA: commitSHA}
+	buf := getBodyBuffer()
+	defer func() { putBodyBuffer(buf) }()
+	return c.parts(fc, func(p filePart) error {
 		at := c.opts.Now()
-		body, err := fileBody(fc, repo, commitSHA, f, at)
-		if err != nil {
-			return err
+		bp.content, bp.how, bp.chunk, bp.timestamp = p.content, p.how, p.chunk, webhook.FormatTimestamp(at)
+		tb := &trackedBody{b: appendFileBody(buf[:0], &bp)}
+		err := c.sendBody(ctx, t, string(fc.Kind), tb, fc.DeliveryID, at)
+		if buf = tb.b; !tb.released() {
+			buf = nil // the transport may still write it: never reuse it
 		}
-		if err := c.send(ctx, t, string(fc.Kind), body, fc.DeliveryID, at); err != nil {
-			if f.Chunk != nil {
-				return fmt.Errorf("%s %s chunk %d/%d: %w", fc.Kind, fc.Path, f.Chunk.Index+1, f.Chunk.Total, err)
+		if err != nil {
+			if p.chunk != nil {
+				return fmt.Errorf("%s %s chunk %d/%d: %w", fc.Kind, fc.Path, p.chunk.Index+1, p.chunk.Total, err)
 			}
 			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
 		}
@@ -92,7 +108,7 @@ func (fc *FileChange) validate() error {
 		return fmt.Errorf("%s %s: no sha", fc.Kind, fc.Path)
 	case fc.Size < 0:
 		return fmt.Errorf("%s %s: negative size %d", fc.Kind, fc.Path, fc.Size)
-	case fc.Open == nil:
+	case fc.Open == nil && fc.Content == nil:
 		return fmt.Errorf("%s %s: no content source", fc.Kind, fc.Path)
 	case fc.DeliveryID == "":
 		return fmt.Errorf("%s %s: no delivery id", fc.Kind, fc.Path)
@@ -100,11 +116,65 @@ func (fc *FileChange) validate() error {
 	return nil
 }
 
+// bodyBuffers are request body buffers of DeliverFile, reused once the transport is done
+// with them (trackedBody). Buffers above maxPooledBody (a chunk's) are kept for the chunks of
+// one file only.
+var bodyBuffers sync.Pool
+
+const maxPooledBody = 256 << 10
+
+func getBodyBuffer() []byte {
+	if b, ok := bodyBuffers.Get().(*[]byte); ok {
+		return *b
+	}
+	return nil
+}
+
+func putBodyBuffer(b []byte) {
+	if b != nil && cap(b) <= maxPooledBody {
+		b = b[:0]
+		bodyBuffers.Put(&b)
+	}
+}
+
+// filePart is the content of one request of a file change: the whole file, or one chunk.
+type filePart struct {
+	content []byte // valid until emit returns
+	how     contentKind
+	chunk   *webhook.Chunk
+}
+
 // fileParts reads fc's content and calls emit with the file object of each request, in order.
+// (DeliverFile uses parts, which hands out the content without converting it to a string.)
 func (c *Client) fileParts(fc FileChange, emit func(webhook.File) error) error {
-	rc, err := fc.Open()
-	if err != nil {
-		return fmt.Errorf("%s %s: open content: %w", fc.Kind, fc.Path, err)
+	return c.parts(fc, func(p filePart) error {
+		f := webhook.File{Path: fc.Path, SHA: fc.SHA, Size: fc.Size, Content: string(p.content), Chunk: p.chunk}
+		if p.how == contentBase64 {
+			f.Content = base64.StdEncoding.EncodeToString(p.content)
+		}
+		if p.how != contentText {
+			f.ContentEncoding = webhook.EncodingBase64
+		}
+		return emit(f)
+	})
+}
+
+// parts reads fc's content and calls emit with each request's part, in order.
+func (c *Client) parts(fc FileChange, emit func(filePart) error) error {
+	if fc.Content != nil && fc.Size <= c.opts.ChunkThreshold {
+		if err := checkWhole(fc.Content, fc.Size, fc.SHA); err != nil {
+			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+		}
+		return emit(wholePart(fc.Content))
+	}
+	var rc io.ReadCloser
+	if fc.Content != nil {
+		rc = io.NopCloser(bytes.NewReader(fc.Content))
+	} else {
+		var err error
+		if rc, err = fc.Open(); err != nil {
+			return fmt.Errorf("%s %s: open content: %w", fc.Kind, fc.Path, err)
+		}
 	}
 	defer func() { _ = rc.Close() }()
 
@@ -113,25 +183,29 @@ func (c *Client) fileParts(fc FileChange, emit func(webhook.File) error) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
 		}
-		content, encoding := encodeContent(b)
-		return emit(webhook.File{Path: fc.Path, SHA: fc.SHA, Size: fc.Size, Content: content, ContentEncoding: encoding})
+		return emit(wholePart(b))
 	}
 
 	id := fc.ChunkID
 	if id == "" {
 		id = ChunkID(fc.DeliveryID)
 	}
-	err = streamChunks(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, content string) error {
-		return emit(webhook.File{
-			Path: fc.Path, SHA: fc.SHA, Size: fc.Size,
-			Content: content, ContentEncoding: webhook.EncodingBase64,
-			Chunk: &webhook.Chunk{ID: id, Index: index, Total: total, Offset: offset},
-		})
+	err := streamChunkBytes(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, raw []byte) error {
+		return emit(filePart{content: raw, how: contentBase64,
+			chunk: &webhook.Chunk{ID: id, Index: index, Total: total, Offset: offset}})
 	})
 	if err != nil && !isDeliveryFailure(err) {
 		return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
 	}
 	return err
+}
+
+// wholePart is the part of a file sent in one request: text as is, anything else base64.
+func wholePart(b []byte) filePart {
+	if IsText(b) {
+		return filePart{content: b, how: contentText}
+	}
+	return filePart{content: b, how: contentBase64}
 }
 
 // isDeliveryFailure reports whether err came out of emit, which already says what failed.
