@@ -14,7 +14,6 @@ import (
 	"github.com/docora/docora/internal/command"
 	"github.com/docora/docora/internal/engine"
 	"github.com/docora/docora/internal/server"
-	"github.com/docora/docora/internal/webhook"
 )
 
 // DefaultAddr is where the server listens unless --addr says otherwise: loopback, so nothing
@@ -33,13 +32,7 @@ type Options struct {
 	ShutdownTimeout  time.Duration
 
 	// Worker (modes worker and all): the flags of `sync --watch`.
-	Interval       time.Duration
-	Rescan         time.Duration
-	Concurrency    int
-	Engine         engine.Options
-	Timeout        time.Duration
-	ChunkThreshold int64
-	ChunkSize      int
+	command.SyncFlags
 }
 
 // NewCmdServe returns `docora serve`.
@@ -87,16 +80,7 @@ Routes, status codes and examples: docs/api.md, or GET /openapi.json.`,
 	fl.IntVar(&o.RateBurst, "rate-burst", server.DefaultRateBurst, "requests a client may make at once before --rate-limit applies")
 	fl.StringVar(&o.ClientIPHeader, "client-ip-header", "", "take the client address from this header set by a trusted reverse proxy (e.g. X-Real-IP)")
 	fl.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long in-flight requests may take to finish after SIGINT/SIGTERM")
-	fl.DurationVar(&o.Interval, "interval", time.Minute, "worker: time between passes")
-	fl.DurationVar(&o.Rescan, "rescan-interval", 5*time.Minute, "worker: re-check synced links this often")
-	fl.IntVar(&o.Concurrency, "concurrency", 5, "worker: links processed at once")
-	fl.IntVar(&o.Engine.MaxAttempts, "max-attempts", 5, "worker: delivery attempts per change within a pass")
-	fl.DurationVar(&o.Engine.BackoffBase, "backoff-base", time.Second, "worker: first retry delay, doubled at each attempt (with jitter)")
-	fl.IntVar(&o.Engine.CircuitThreshold, "circuit-threshold", 5, "worker: consecutive git failures that pause a repository")
-	fl.DurationVar(&o.Engine.CircuitCooldown, "circuit-cooldown", 30*time.Minute, "worker: how long an open circuit pauses a repository")
-	fl.DurationVar(&o.Timeout, "timeout", webhook.DefaultTimeout, "worker: webhook request timeout")
-	fl.Int64Var(&o.ChunkThreshold, "chunk-threshold", webhook.DefaultChunkThreshold, "worker: files larger than this many bytes are sent in chunks")
-	fl.IntVar(&o.ChunkSize, "chunk-size", webhook.DefaultChunkSize, "worker: base64 characters per chunk (a multiple of 4)")
+	o.AddSyncFlags(fl, "worker: ")
 	return cmd
 }
 
@@ -108,19 +92,11 @@ func (o *Options) validate() error {
 		return command.Usagef("--public-onboarding needs the API: use --mode api or all")
 	case o.RateLimit < 0 || o.RateBurst < 1:
 		return command.Usagef("--rate-limit must be 0 or more and --rate-burst at least 1")
-	case o.Concurrency < 1:
-		return command.Usagef("--concurrency must be at least 1")
-	case o.Engine.MaxAttempts < 1:
-		return command.Usagef("--max-attempts must be at least 1")
-	case o.Engine.CircuitThreshold < 1:
-		return command.Usagef("--circuit-threshold must be at least 1")
-	case o.Interval <= 0 || o.Rescan <= 0 || o.Timeout <= 0 || o.Engine.BackoffBase <= 0 ||
-		o.Engine.CircuitCooldown <= 0 || o.ShutdownTimeout <= 0:
-		return command.Usagef("durations must be positive")
-	case o.ChunkThreshold < 1:
-		return command.Usagef("--chunk-threshold must be positive")
-	case o.ChunkSize < 4 || o.ChunkSize%4 != 0:
-		return command.Usagef("--chunk-size must be a positive multiple of 4")
+	case o.ShutdownTimeout <= 0:
+		return command.Usagef("--shutdown-timeout must be positive")
+	}
+	if err := o.SyncFlags.Validate(); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
 		return command.Usagef("invalid --addr %q: use HOST:PORT, e.g. 127.0.0.1:8080", o.Addr)
@@ -156,8 +132,7 @@ func run(ctx context.Context, o *Options) error {
 	var eng *engine.Engine
 	wake := make(chan struct{}, 1)
 	if o.Mode != server.ModeAPI {
-		eng, err = f.Engine(ctx, command.EngineOptions{Engine: o.Engine, Timeout: o.Timeout,
-			ChunkThreshold: o.ChunkThreshold, ChunkSize: o.ChunkSize})
+		eng, err = f.Engine(ctx, o.EngineOptions)
 		if err != nil {
 			return err
 		}

@@ -14,24 +14,17 @@ import (
 	"github.com/docora/docora/internal/command"
 	"github.com/docora/docora/internal/engine"
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/webhook"
 )
 
 // Options are the flags of `docora sync`.
 type Options struct {
-	F              *command.Factory
-	AppID          string
-	RepoID         string
-	Watch          bool
-	Interval       time.Duration
-	Rescan         time.Duration
-	Concurrency    int
-	DryRun         bool
-	JSON           bool
-	Engine         engine.Options
-	Timeout        time.Duration
-	ChunkThreshold int64
-	ChunkSize      int
+	F      *command.Factory
+	AppID  string
+	RepoID string
+	Watch  bool
+	DryRun bool
+	JSON   bool
+	command.SyncFlags
 }
 
 // NewCmdSync returns `docora sync`.
@@ -70,39 +63,17 @@ paused by an open circuit), 3 when at least one link failed, 1 on other errors.`
 	fl.StringVar(&o.AppID, "app", "", "only this app's links")
 	fl.StringVar(&o.RepoID, "repo", "", "only this repository's links")
 	fl.BoolVar(&o.Watch, "watch", false, "keep running passes until SIGINT/SIGTERM")
-	fl.DurationVar(&o.Interval, "interval", time.Minute, "with --watch: time between passes")
-	fl.DurationVar(&o.Rescan, "rescan-interval", 5*time.Minute, "with --watch: re-check synced links this often")
-	fl.IntVar(&o.Concurrency, "concurrency", 5, "links processed at once")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "print the changes that would be sent; send and record nothing")
 	fl.BoolVar(&o.JSON, "json", false, "print JSON (with --watch: one JSON object per line)")
-	fl.IntVar(&o.Engine.MaxAttempts, "max-attempts", 5, "delivery attempts per change within a pass")
-	fl.DurationVar(&o.Engine.BackoffBase, "backoff-base", time.Second, "first retry delay, doubled at each attempt (with jitter)")
-	fl.IntVar(&o.Engine.CircuitThreshold, "circuit-threshold", 5, "consecutive git failures that pause a repository")
-	fl.DurationVar(&o.Engine.CircuitCooldown, "circuit-cooldown", 30*time.Minute, "how long an open circuit pauses a repository")
-	fl.DurationVar(&o.Timeout, "timeout", webhook.DefaultTimeout, "webhook request timeout")
-	fl.Int64Var(&o.ChunkThreshold, "chunk-threshold", webhook.DefaultChunkThreshold, "files larger than this many bytes are sent in chunks")
-	fl.IntVar(&o.ChunkSize, "chunk-size", webhook.DefaultChunkSize, "base64 characters per chunk (a multiple of 4)")
+	o.AddSyncFlags(fl, "")
 	return cmd
 }
 
 func (o *Options) validate() error {
-	switch {
-	case o.Concurrency < 1:
-		return command.Usagef("--concurrency must be at least 1")
-	case o.Engine.MaxAttempts < 1:
-		return command.Usagef("--max-attempts must be at least 1")
-	case o.Engine.CircuitThreshold < 1:
-		return command.Usagef("--circuit-threshold must be at least 1")
-	case o.Interval <= 0 || o.Rescan <= 0 || o.Timeout <= 0 || o.Engine.BackoffBase <= 0 || o.Engine.CircuitCooldown <= 0:
-		return command.Usagef("durations must be positive")
-	case o.ChunkThreshold < 1:
-		return command.Usagef("--chunk-threshold must be positive")
-	case o.ChunkSize < 4 || o.ChunkSize%4 != 0:
-		return command.Usagef("--chunk-size must be a positive multiple of 4")
-	case o.Watch && o.DryRun:
+	if o.Watch && o.DryRun {
 		return command.Usagef("--watch and --dry-run cannot be used together")
 	}
-	return nil
+	return o.SyncFlags.Validate()
 }
 
 func run(ctx context.Context, o *Options) error {
@@ -123,8 +94,7 @@ func run(ctx context.Context, o *Options) error {
 			return err
 		}
 	}
-	eng, err := o.F.Engine(ctx, command.EngineOptions{Engine: o.Engine, Timeout: o.Timeout,
-		ChunkThreshold: o.ChunkThreshold, ChunkSize: o.ChunkSize})
+	eng, err := o.F.Engine(ctx, o.EngineOptions)
 	if err != nil {
 		return err
 	}
