@@ -544,6 +544,7 @@ func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.
 	}
 	fc := webhook.FileChange{
 		Kind: kind, Path: c.Path, SHA: c.SHA, Size: c.Size, PreviousSHA: c.PreviousSHA, DeliveryID: id,
+		Binary: &c.Binary, // the blob cache's verdict: no second UTF-8 scan of the content
 		Open: func() (io.ReadCloser, error) {
 			rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
 			return rc, err

@@ -44,6 +44,10 @@ type FileChange struct {
 	// ChunkID is the chunk.id of a chunked file, stable across retries. Empty: derived from
 	// DeliveryID (a name-based UUID), which is just as stable.
 	ChunkID string
+	// Binary, when not nil, is the text/binary verdict the blob cache holds for this content
+	// (SPEC §6's rule, computed when the blob was hashed). It is used only after the content
+	// matched SHA, so it belongs to these bytes; nil: the verdict is computed from the content.
+	Binary *bool
 }
 
 // Deletion is a deleted file to deliver.
@@ -165,7 +169,7 @@ func (c *Client) parts(fc FileChange, emit func(filePart) error) error {
 		if err := checkWhole(fc.Content, fc.Size, fc.SHA); err != nil {
 			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
 		}
-		return emit(wholePart(fc.Content))
+		return emit(wholePart(fc.Content, fc.Binary))
 	}
 	var rc io.ReadCloser
 	if fc.Content != nil {
@@ -183,7 +187,7 @@ func (c *Client) parts(fc FileChange, emit func(filePart) error) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
 		}
-		return emit(wholePart(b))
+		return emit(wholePart(b, fc.Binary))
 	}
 
 	id := fc.ChunkID
@@ -200,9 +204,11 @@ func (c *Client) parts(fc FileChange, emit func(filePart) error) error {
 	return err
 }
 
-// wholePart is the part of a file sent in one request: text as is, anything else base64.
-func wholePart(b []byte) filePart {
-	if IsText(b) {
+// wholePart is the part of a file sent in one request: text as is, anything else base64. A
+// cached verdict spares a second scan of content whose sha was just checked.
+func wholePart(b []byte, binary *bool) filePart {
+	text := binary != nil && !*binary || binary == nil && IsText(b)
+	if text {
 		return filePart{content: b, how: contentText}
 	}
 	return filePart{content: b, how: contentBase64}
