@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,9 @@ type keyState struct {
 	// directory changed, so that a storage opened before is not reused.
 	readers []*filesystem.Storage
 	gen     int
+	// packs indexes the directory's pack files for ReadBlob's fast path (packread.go); nil
+	// until first needed in this generation.
+	packs *packSet
 }
 
 const (
@@ -78,6 +82,10 @@ func (ks *keyState) reset() {
 		_ = st.Close() // idle: nobody reads through it
 	}
 	ks.st, ks.readers = nil, nil
+	if ks.packs != nil {
+		ks.packs.release() // open streams keep its files until closed
+		ks.packs = nil
+	}
 	ks.gen++
 }
 
@@ -566,12 +574,24 @@ func (c *Cache) Tree(ctx context.Context, key, commit string) ([]Entry, error) {
 // ReadBlob opens the blob with the given id in the cache of key and returns its content and
 // size. Blobs above 1 MiB are streamed from the pack file (a deltified one needs its base in
 // memory, as with git). The reader stays valid while the cache is re-fetched; close it.
-// Concurrent calls decode blobs in parallel, each with a storage of its own.
+// Concurrent calls decode blobs in parallel. Blobs stored whole in a pack file are read
+// directly (readPacked), others through go-git, each call with a storage of its own.
 func (c *Cache) ReadBlob(ctx context.Context, key, blob string) (io.ReadCloser, int64, error) {
 	h, err := parseHash(blob)
 	if err != nil {
 		return nil, 0, err
 	}
+	if content, rc, size, ok := c.readPacked(ctx, key, h); ok {
+		if rc == nil {
+			rc = io.NopCloser(bytes.NewReader(content))
+		}
+		return rc, size, nil
+	}
+	return c.readBlobGit(ctx, key, blob, h)
+}
+
+// readBlobGit is ReadBlob through go-git's storage.
+func (c *Cache) readBlobGit(ctx context.Context, key, blob string, h plumbing.Hash) (io.ReadCloser, int64, error) {
 	for attempt := 0; ; attempt++ {
 		var rc io.ReadCloser
 		var size int64
