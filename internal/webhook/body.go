@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 
@@ -112,32 +113,54 @@ func appendJSONString(dst []byte, s string) []byte {
 // appendEscaped appends valid UTF-8 text b escaped for a JSON string exactly as Marshal escapes
 // it: `"` and `\` with a backslash; control characters as \b \f \n \r \t or \u00xx; everything
 // else, U+2028, U+2029 and other non-ASCII characters included, raw (SPEC §6, JavaScript's
-// JSON.stringify). Callers check that b is valid UTF-8.
+// JSON.stringify). Callers check that b is valid UTF-8. Runs of eight bytes that need no escape
+// are skipped a word at a time.
 func appendEscaped(dst, b []byte) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
-	for i, c := range b {
-		if c >= 0x20 && c != '"' && c != '\\' {
+	for i := 0; i < len(b); {
+		if i+8 <= len(b) && !needsEscape(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
 			continue
 		}
-		dst = append(dst, b[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		// A word with something to escape (or the tail): byte by byte up to its end.
+		end := min(i+8, len(b))
+		for ; i < end; i++ {
+			c := b[i]
+			if c >= 0x20 && c != '"' && c != '\\' {
+				continue
+			}
+			dst = append(dst, b[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			start = i + 1
 		}
-		start = i + 1
 	}
 	return append(dst, b[start:]...)
+}
+
+// needsEscape reports whether one of the eight bytes of w is a control character (< 0x20),
+// '"' or '\\' (the classic "has a byte less than n" and "has a zero byte" word tests, which
+// never miss one; bytes ≥ 0x80 never match).
+func needsEscape(w uint64) bool {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	quote, backslash := w^(ones*'"'), w^(ones*'\\')
+	return ((w-ones*0x20)&^w|(quote-ones)&^quote|(backslash-ones)&^backslash)&high != 0
 }

@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -126,3 +128,49 @@ func FuzzFileBody(f *testing.F) {
 }
 
 func encodeBase64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// needsEscape agrees with the byte-by-byte rule for every byte at every place of a word, and
+// for random words; appendEscaped then agrees with Marshal whatever the escapes' positions.
+func TestNeedsEscape(t *testing.T) {
+	escapes := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 || c == '"' || c == '\\' {
+				return true
+			}
+		}
+		return false
+	}
+	word := func(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+	for c := range 256 {
+		for p := range 8 {
+			for _, fill := range []byte{'a', 0x7f, 0x80, 0xff, 0x20, 0x21} {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[p] = byte(c)
+				if got, want := needsEscape(word(b)), escapes(b); got != want {
+					t.Fatalf("needsEscape(% x) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	b := make([]byte, 8)
+	for range 200_000 {
+		binary.LittleEndian.PutUint64(b, rng.Uint64()|0x4040404040404040*uint64(rng.IntN(2)))
+		if got, want := needsEscape(word(b)), escapes(b); got != want {
+			t.Fatalf("needsEscape(% x) = %v, want %v", b, got, want)
+		}
+	}
+	for n := range 40 {
+		for p := range n {
+			text := bytes.Repeat([]byte("abcdefghij"), 4)[:n]
+			text[p] = '\n'
+			if p > 2 {
+				text[p-3] = '"'
+			}
+			want, _ := Marshal(string(text))
+			if got := append(append([]byte{'"'}, appendEscaped(nil, text)...), '"'); !bytes.Equal(got, want) {
+				t.Fatalf("appendEscaped(%q) = %s, want %s", text, got, want)
+			}
+		}
+	}
+}

@@ -66,6 +66,9 @@ type Client struct {
 	clients map[netguard.Policy]*http.Client
 }
 
+// ChunkThreshold is the size above which files are sent in chunks.
+func (c *Client) ChunkThreshold() int64 { return c.opts.ChunkThreshold }
+
 // NewClient returns a Client, applying defaults and validating opts.
 func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.Version == "" {
@@ -214,9 +217,31 @@ func (r *trackedReader) Close() error {
 }
 
 func (c *Client) sendBody(ctx context.Context, t Target, endpoint string, tb *trackedBody, deliveryID string, at time.Time) error {
-	body := tb.b
+	return c.do(ctx, t, c.sign(t, endpoint, tb, deliveryID, at))
+}
+
+// signedRequest is a webhook request built and signed, ready to be sent.
+type signedRequest struct {
+	endpoint, deliveryID string
+	tb                   *trackedBody
+	timestamp            int64
+	signature            string // "" when t has no key: do refuses it
+}
+
+// sign builds the request of body, signed at at.
+func (c *Client) sign(t Target, endpoint string, tb *trackedBody, deliveryID string, at time.Time) *signedRequest {
+	rq := &signedRequest{endpoint: endpoint, deliveryID: deliveryID, tb: tb, timestamp: at.Unix()}
+	if len(t.Key) > 0 {
+		rq.signature = Sign(t.Key, rq.timestamp, tb.b)
+	}
+	return rq
+}
+
+// do sends rq: a 2xx response is success, anything else a *DeliveryError.
+func (c *Client) do(ctx context.Context, t Target, rq *signedRequest) error {
+	tb, body := rq.tb, rq.tb.b
 	policy := netguard.PolicyFrom(ctx)
-	u, err := EndpointURL(t.BaseURL, endpoint)
+	u, err := EndpointURL(t.BaseURL, rq.endpoint)
 	if err != nil {
 		return &DeliveryError{Err: err}
 	}
@@ -224,9 +249,9 @@ func (c *Client) sendBody(ctx context.Context, t Target, endpoint string, tb *tr
 	switch {
 	case t.AppID == "":
 		return &DeliveryError{URL: target, Err: errors.New("no app id")}
-	case len(t.Key) == 0:
+	case len(t.Key) == 0 || rq.signature == "":
 		return &DeliveryError{URL: target, Err: errors.New("no client auth key")}
-	case deliveryID == "":
+	case rq.deliveryID == "":
 		return &DeliveryError{URL: target, Err: errors.New("no delivery id")}
 	}
 	if err := netguard.CheckURL(policy, u.String()); err != nil {
@@ -247,13 +272,12 @@ func (c *Client) sendBody(ctx context.Context, t Target, endpoint string, tb *tr
 		_ = req.Body.Close()
 		tb.open.Store(0)
 	}
-	ts := at.Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set(webhook.HeaderAppID, t.AppID)
-	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(webhook.HeaderSignature, Sign(t.Key, ts, body))
-	req.Header.Set(webhook.HeaderDelivery, deliveryID)
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(rq.timestamp, 10))
+	req.Header.Set(webhook.HeaderSignature, rq.signature)
+	req.Header.Set(webhook.HeaderDelivery, rq.deliveryID)
 
 	resp, err := c.httpClient(policy).Do(req)
 	if err != nil {

@@ -67,39 +67,159 @@ func ChunkID(deliveryID string) string {
 
 // DeliverFile sends a create or update for fc: one request for a file up to the chunk
 // threshold, one request per chunk, in order, above it, each needing a 2xx before the next.
-// The content is read once and streamed; above the threshold only one chunk is in memory.
-// On failure nothing more is sent and the error says which chunk failed; errors.As finds the
-// *DeliveryError of a failed request, errors.Is finds ErrContentMismatch when the content does
-// not match fc.SHA and fc.Size (checked before the last chunk goes out). The caller retries
-// the whole change with the same fc: it restarts from chunk 0 with the same ids.
+// The content is read once and streamed; above the threshold at most two chunks are in memory
+// (the next one is read, encoded and signed while one is sent). On failure nothing more is
+// sent and the error says which chunk failed; errors.As finds the *DeliveryError of a failed
+// request, errors.Is finds ErrContentMismatch when the content does not match fc.SHA and
+// fc.Size (checked before the last chunk goes out). The caller retries the whole change with
+// the same fc: it restarts from chunk 0 with the same ids.
 func (c *Client) DeliverFile(ctx context.Context, t Target, repo webhook.Repository, commitSHA string, fc FileChange) error {
-	if err := fc.validate(); err != nil {
+	if fc.Size > c.opts.ChunkThreshold {
+		bp, err := c.fileBodyParts(repo, commitSHA, fc)
+		if err != nil {
+			return err
+		}
+		return c.deliverChunked(ctx, t, bp, fc)
+	}
+	p, err := c.PrepareFile(t, repo, commitSHA, fc)
+	if err != nil {
 		return err
+	}
+	return c.SendPrepared(ctx, t, p)
+}
+
+// Prepared is the request of a file change sent whole, built and signed (with the time of
+// PrepareFile) ahead of its turn, so that sending it costs the request alone.
+type Prepared struct {
+	fc FileChange
+	rq *signedRequest
+}
+
+// PrepareFile reads and checks the content of fc, a file up to the chunk threshold, and builds
+// and signs its request. It sends nothing; the error is the one DeliverFile would return.
+func (c *Client) PrepareFile(t Target, repo webhook.Repository, commitSHA string, fc FileChange) (*Prepared, error) {
+	if fc.Size > c.opts.ChunkThreshold {
+		return nil, fmt.Errorf("%s %s: %d bytes: sent in chunks, not prepared whole", fc.Kind, fc.Path, fc.Size)
+	}
+	bp, err := c.fileBodyParts(repo, commitSHA, fc)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.wholeContent(fc)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+	}
+	part := wholePart(b, fc.Binary)
+	at := c.opts.Now()
+	bp.content, bp.how, bp.timestamp = part.content, part.how, webhook.FormatTimestamp(at)
+	tb := &trackedBody{b: appendFileBody(getBodyBuffer(), bp)}
+	return &Prepared{fc: fc, rq: c.sign(t, string(fc.Kind), tb, fc.DeliveryID, at)}, nil
+}
+
+// SendPrepared sends the request of p (once: a retry prepares or delivers the change again).
+func (c *Client) SendPrepared(ctx context.Context, t Target, p *Prepared) error {
+	err := c.do(ctx, t, p.rq)
+	if p.rq.tb.released() {
+		putBodyBuffer(p.rq.tb.b) // otherwise the transport may still write it: never reuse it
+	}
+	p.rq.tb = nil
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", p.fc.Kind, p.fc.Path, err)
+	}
+	return nil
+}
+
+// fileBodyParts validates fc and returns the parts of its bodies that do not depend on the
+// content.
+func (c *Client) fileBodyParts(repo webhook.Repository, commitSHA string, fc FileChange) (*bodyParts, error) {
+	if err := fc.validate(); err != nil {
+		return nil, err
 	}
 	repoJSON, err := Marshal(repo)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+		return nil, fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
 	}
-	bp := bodyParts{kind: fc.Kind, repo: repoJSON, path: fc.Path, sha: fc.SHA, size: fc.Size,
-		previousSHA: fc.PreviousSHA, commitSHA: commitSHA}
-	buf := getBodyBuffer()
-	defer func() { putBodyBuffer(buf) }()
-	return c.parts(fc, func(p filePart) error {
-		at := c.opts.Now()
-		bp.content, bp.how, bp.chunk, bp.timestamp = p.content, p.how, p.chunk, webhook.FormatTimestamp(at)
-		tb := &trackedBody{b: appendFileBody(buf[:0], &bp)}
-		err := c.sendBody(ctx, t, string(fc.Kind), tb, fc.DeliveryID, at)
-		if buf = tb.b; !tb.released() {
-			buf = nil // the transport may still write it: never reuse it
+	return &bodyParts{kind: fc.Kind, repo: repoJSON, path: fc.Path, sha: fc.SHA, size: fc.Size,
+		previousSHA: fc.PreviousSHA, commitSHA: commitSHA}, nil
+}
+
+// chunkRequest is one signed chunk request, or the error that ended the reading.
+type chunkRequest struct {
+	rq           *signedRequest
+	index, total int
+}
+
+// deliverChunked sends the chunks of fc in order. A goroutine reads, hashes, encodes and signs
+// chunk i+1 while chunk i is sent; the content check before the last chunk is unchanged.
+func (c *Client) deliverChunked(ctx context.Context, t Target, bp *bodyParts, fc FileChange) error {
+	rc, err := fc.open()
+	if err != nil {
+		return err
+	}
+	id := fc.ChunkID
+	if id == "" {
+		id = ChunkID(fc.DeliveryID)
+	}
+	reqs := make(chan chunkRequest, 1)
+	free := make(chan []byte, 2) // body buffers the transport is done with
+	stop := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(reqs)
+		defer func() { _ = rc.Close() }()
+		readErr = streamChunkBytes(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, raw []byte) error {
+			var buf []byte
+			select {
+			case buf = <-free:
+			default:
+			}
+			part := *bp
+			at := c.opts.Now()
+			part.content, part.how, part.timestamp = raw, contentBase64, webhook.FormatTimestamp(at)
+			part.chunk = &webhook.Chunk{ID: id, Index: index, Total: total, Offset: offset}
+			rq := c.sign(t, string(fc.Kind), &trackedBody{b: appendFileBody(buf[:0], &part)}, fc.DeliveryID, at)
+			select {
+			case reqs <- chunkRequest{rq: rq, index: index, total: total}:
+				return nil
+			case <-stop:
+				return errStopped
+			}
+		})
+	}()
+	for cr := range reqs {
+		err := c.do(ctx, t, cr.rq)
+		if cr.rq.tb.released() {
+			select {
+			case free <- cr.rq.tb.b:
+			default:
+			}
 		}
 		if err != nil {
-			if p.chunk != nil {
-				return fmt.Errorf("%s %s chunk %d/%d: %w", fc.Kind, fc.Path, p.chunk.Index+1, p.chunk.Total, err)
+			close(stop)
+			for range reqs { // let the reader finish and close the content
 			}
-			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
+			return fmt.Errorf("%s %s chunk %d/%d: %w", fc.Kind, fc.Path, cr.index+1, cr.total, err)
 		}
-		return nil
-	})
+	}
+	if readErr != nil {
+		return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, readErr)
+	}
+	return nil
+}
+
+// errStopped ends the reading of chunks nobody will send.
+var errStopped = errors.New("stopped")
+
+// open returns a reader of fc's content: Content when set, Open's reader otherwise.
+func (fc *FileChange) open() (io.ReadCloser, error) {
+	if fc.Content != nil {
+		return io.NopCloser(bytes.NewReader(fc.Content)), nil
+	}
+	rc, err := fc.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: open content: %w", fc.Kind, fc.Path, err)
+	}
+	return rc, nil
 }
 
 func (fc *FileChange) validate() error {
@@ -163,38 +283,42 @@ func (c *Client) fileParts(fc FileChange, emit func(webhook.File) error) error {
 	})
 }
 
-// parts reads fc's content and calls emit with each request's part, in order.
-func (c *Client) parts(fc FileChange, emit func(filePart) error) error {
-	if fc.Content != nil && fc.Size <= c.opts.ChunkThreshold {
-		if err := checkWhole(fc.Content, fc.Size, fc.SHA); err != nil {
-			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
-		}
-		return emit(wholePart(fc.Content, fc.Binary))
-	}
-	var rc io.ReadCloser
+// wholeContent reads and checks the content of fc, a file sent in one request.
+func (c *Client) wholeContent(fc FileChange) ([]byte, error) {
 	if fc.Content != nil {
-		rc = io.NopCloser(bytes.NewReader(fc.Content))
-	} else {
-		var err error
-		if rc, err = fc.Open(); err != nil {
-			return fmt.Errorf("%s %s: open content: %w", fc.Kind, fc.Path, err)
+		if err := checkWhole(fc.Content, fc.Size, fc.SHA); err != nil {
+			return nil, err
 		}
+		return fc.Content, nil
+	}
+	rc, err := fc.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open content: %w", err)
 	}
 	defer func() { _ = rc.Close() }()
+	return readWhole(rc, fc.Size, fc.SHA)
+}
 
+// parts reads fc's content and calls emit with each request's part, in order.
+func (c *Client) parts(fc FileChange, emit func(filePart) error) error {
 	if fc.Size <= c.opts.ChunkThreshold {
-		b, err := readWhole(rc, fc.Size, fc.SHA)
+		b, err := c.wholeContent(fc)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
 		}
 		return emit(wholePart(b, fc.Binary))
 	}
+	rc, err := fc.open()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rc.Close() }()
 
 	id := fc.ChunkID
 	if id == "" {
 		id = ChunkID(fc.DeliveryID)
 	}
-	err := streamChunkBytes(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, raw []byte) error {
+	err = streamChunkBytes(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, raw []byte) error {
 		return emit(filePart{content: raw, how: contentBase64,
 			chunk: &webhook.Chunk{ID: id, Index: index, Total: total, Offset: offset}})
 	})

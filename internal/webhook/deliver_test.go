@@ -295,7 +295,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// A 20 MB file is streamed: when chunk i arrives, no more than i+1 chunks' worth of bytes has
+// A 20 MB file is streamed: when chunk i arrives, no more than i+3 chunks' worth of bytes has
 // been read from the source, and the live heap stays far below the file size.
 func TestDeliverFileStreamsLargeFile(t *testing.T) {
 	const size = 20_000_000
@@ -330,7 +330,8 @@ func TestDeliverFileStreamsLargeFile(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		if read := src.n.Load(); read > int64(next+1)*rawPerChunk {
+		// Streaming: while chunk n is sent, chunk n+1 waits, signed, and chunk n+2 is read.
+		if read := src.n.Load(); read > int64(next+3)*rawPerChunk {
 			problems = append(problems, fmt.Sprintf("chunk %d arrived after %d bytes were read", next, read))
 		}
 		part, err := base64.StdEncoding.DecodeString(ev.File.Content)
@@ -510,4 +511,55 @@ func FuzzDeliverEncoding(f *testing.F) {
 			t.Fatalf("delivered %q, want %q", whole, content)
 		}
 	})
+}
+
+// A prepared request is the request DeliverFile sends, byte for byte and header for header;
+// preparing sends nothing, and refuses what DeliverFile would refuse.
+func TestPrepareFile(t *testing.T) {
+	rv := newReceiver(t, nil)
+	c := newTestClient(t, ClientOptions{})
+	text, binary := change(Create, "a.md", []byte("# a <b>\n"), nil), change(Update, "b.bin", []byte{0, 1, 2}, nil)
+	binary.PreviousSHA = shaHex([]byte("old"))
+	for i, fc := range []FileChange{text, binary} {
+		p, err := c.PrepareFile(rv.target(), testRepo, "c", fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(rv.requests()); n != 2*i {
+			t.Fatalf("preparing sent %d requests", n)
+		}
+		if err := c.SendPrepared(privateCtx(t), rv.target(), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.DeliverFile(privateCtx(t), rv.target(), testRepo, "c", fc); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rv.requests()
+		prepared, delivered := reqs[len(reqs)-2], reqs[len(reqs)-1]
+		if !bytes.Equal(prepared.Body, delivered.Body) || prepared.Path != delivered.Path {
+			t.Errorf("%s: prepared %s %s\ndelivered %s %s", fc.Path, prepared.Path, prepared.Body, delivered.Path, delivered.Body)
+		}
+		for _, h := range []string{webhook.HeaderSignature, webhook.HeaderTimestamp, webhook.HeaderDelivery, webhook.HeaderAppID, "Content-Type", "User-Agent"} {
+			if prepared.Header.Get(h) != delivered.Header.Get(h) || prepared.Header.Get(h) == "" {
+				t.Errorf("%s: header %s prepared %q delivered %q", fc.Path, h, prepared.Header.Get(h), delivered.Header.Get(h))
+			}
+		}
+	}
+
+	bad := change(Create, "c.txt", []byte("hello"), nil)
+	bad.Content = []byte("jello")
+	if _, err := c.PrepareFile(rv.target(), testRepo, "c", bad); !errors.Is(err, ErrContentMismatch) {
+		t.Errorf("mismatched content: %v, want ErrContentMismatch", err)
+	}
+	big := change(Create, "big.bin", make([]byte, DefaultChunkThreshold+1), nil)
+	if _, err := c.PrepareFile(rv.target(), testRepo, "c", big); err == nil {
+		t.Error("a file above the chunk threshold was prepared whole")
+	}
+	invalid := change(Create, "", []byte("x"), nil)
+	if _, err := c.PrepareFile(rv.target(), testRepo, "c", invalid); err == nil {
+		t.Error("a change without a path was prepared")
+	}
+	if n := len(rv.requests()); n != 4 {
+		t.Errorf("%d requests in all, want 4", n)
+	}
 }
