@@ -15,6 +15,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -320,6 +321,12 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *hal
 	// reset or re-registered: a stale run must not record over the new generation.
 	rec := e.Store.Run(l.AppID, l.Repo.ID, l.Generation).WithLease(hold.owner)
 	defer rec.Close()
+	// Deliveries are recorded in the link's journal (one append each, folded into the store
+	// when the run ends); a journal left by a run that died is replayed first.
+	if _, err := rec.WithJournal(bg); err != nil {
+		r.Outcome, r.Error = OutcomeFailed, err.Error()
+		return r
+	}
 	head, headErr := e.Git.RemoteHead(netguard.WithPolicy(ctx, e.Policy), l.Repo.CloneURL, l.Repo.Branch,
 		gitsource.Credentials{Token: l.GitToken})
 	if r, done := e.unchanged(ctx, l, r, probe, hold, rec, head, headErr); done {
@@ -363,10 +370,11 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *hal
 	}
 	target := webhook.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
 	repo := repoPayload(l.Repo)
-	// Between two deliveries the run makes one store write: the confirmation of a change also
-	// marks the next one in flight. The next change's content is read while one is sent.
-	var pre *prefetched
-	defer func() { pre.wait() }()
+	// Between two deliveries the run makes one record: the confirmation of a change also
+	// marks the next one in flight. The next changes are read, checked, encoded and signed
+	// while one is sent.
+	ahead := e.readAhead(bg, l, target, repo, plan.Commit, plan.Changes)
+	defer ahead.close()
 	marked := false // plan.Changes[i] is already marked in flight
 	for i, c := range plan.Changes {
 		if ctx.Err() != nil {
@@ -379,12 +387,7 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *hal
 				return recordFailed(r, err, len(plan.Changes)-i)
 			}
 		}
-		content := pre
-		pre = nil
-		if i+1 < len(plan.Changes) {
-			pre = e.prefetch(bg, l, plan.Changes[i+1])
-		}
-		if err := e.deliverWithRetries(ctx, target, repo, l, plan.Commit, c, content); err != nil {
+		if err := e.deliverWithRetries(ctx, target, repo, l, plan.Commit, c, ahead.next()); err != nil {
 			r.Pending = len(plan.Changes) - i
 			if ctx.Err() != nil {
 				_ = e.Store.SetStatus(bg, l.AppID, l.Repo.ID, l.Status)
@@ -494,12 +497,12 @@ func repoPayload(r store.Repository) pkgwebhook.Repository {
 // DeliveryID is the X-Docora-Delivery of a change: identical on every retry of the same change
 // for the same commit, and different for a later change of the same path.
 func DeliveryID(l store.LinkView, commit string, c changes.Change) string {
-	h := sha256.New()
-	for _, s := range []string{l.AppID, l.Repo.ID, fmt.Sprint(l.Generation), commit, string(c.Type), c.Path, c.SHA, c.PreviousSHA} {
-		io.WriteString(h, s)
-		h.Write([]byte{0})
+	b := make([]byte, 0, 256+len(c.Path))
+	for _, s := range []string{l.AppID, l.Repo.ID, strconv.FormatInt(l.Generation, 10), commit, string(c.Type), c.Path, c.SHA, c.PreviousSHA} {
+		b = append(append(b, s...), 0)
 	}
-	return "dlv_" + hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	return "dlv_" + hex.EncodeToString(sum[:16])
 }
 
 // deliverWithRetries sends one change, retrying with exponential backoff and jitter up to
@@ -512,7 +515,7 @@ func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo 
 	for attempt := 1; attempt <= e.Options.MaxAttempts; attempt++ {
 		reqCtx, cancel := context.WithTimeout(netguard.WithPolicy(context.WithoutCancel(ctx), e.Policy), e.Options.DeliveryTimeout)
 		start := e.Now()
-		err = e.deliver(reqCtx, t, repo, l, commit, c, id, pre)
+		err = e.deliver(reqCtx, t, repo, l, commit, c, id, pre, attempt)
 		cancel()
 		if e.Observer != nil {
 			e.Observer.Delivered(string(c.Type), err, e.Now().Sub(start))
@@ -534,81 +537,109 @@ func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo 
 	return err
 }
 
-func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, id string, pre *prefetched) error {
+func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, id string, pre *prefetched, attempt int) error {
 	if c.Type == changes.Delete {
 		return e.Client.DeliverDelete(ctx, t, repo, commit, webhook.Deletion{Path: c.Path, SHA: c.SHA, DeliveryID: id})
 	}
-	kind := webhook.Create
-	if c.Type == changes.Update {
-		kind = webhook.Update
+	if pre != nil && pre.prepared != nil && attempt == 1 && e.Now().Sub(pre.preparedAt) < maxPreparedAge {
+		return e.Client.SendPrepared(ctx, t, pre.prepared)
 	}
-	fc := webhook.FileChange{
-		Kind: kind, Path: c.Path, SHA: c.SHA, Size: c.Size, PreviousSHA: c.PreviousSHA, DeliveryID: id,
-		Binary: &c.Binary, // the blob cache's verdict: no second UTF-8 scan of the content
-		Open: func() (io.ReadCloser, error) {
-			rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
-			return rc, err
-		},
+	fc := e.fileChange(l, c, id)
+	fc.Open = func() (io.ReadCloser, error) {
+		rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
+		return rc, err
 	}
-	if data, ok := pre.content(); ok {
-		fc.Content = data // checked against sha and size by the client, like a read
+	if pre != nil && pre.err == nil {
+		fc.Content = pre.data // checked against sha and size by the client, like a read
 	}
 	return e.Client.DeliverFile(ctx, t, repo, commit, fc)
 }
 
-// prefetchLimit bounds the content read ahead: at most one such file is held in memory
-// besides the one being sent. Larger files are streamed when they are sent.
-const prefetchLimit = 1 << 20
-
-// prefetched is a small file's content read ahead, while the change before it is sent.
-type prefetched struct {
-	done chan struct{}
-	data []byte
-	err  error
+// fileChange is the webhook change of c, a create or update, without its content.
+func (e *Engine) fileChange(l store.LinkView, c changes.Change, id string) webhook.FileChange {
+	kind := webhook.Create
+	if c.Type == changes.Update {
+		kind = webhook.Update
+	}
+	return webhook.FileChange{
+		Kind: kind, Path: c.Path, SHA: c.SHA, Size: c.Size, PreviousSHA: c.PreviousSHA, DeliveryID: id,
+		Binary: &c.Binary, // the blob cache's verdict: no second UTF-8 scan of the content
+	}
 }
 
-// prefetch starts reading c's content, or returns nil when c has none or is large.
-func (e *Engine) prefetch(ctx context.Context, l store.LinkView, c changes.Change) *prefetched {
+const (
+	// readAheadDepth is how many changes are read and signed ahead of the one being sent;
+	// each holds at most one file up to prefetchLimit and its request body.
+	readAheadDepth = 4
+	// prefetchLimit bounds the files read ahead (the chunk threshold's default): larger files
+	// are streamed when their turn comes.
+	prefetchLimit = 1 << 20
+	// maxPreparedAge: a request signed longer ago than this (the receiver was slow) is signed
+	// again when its turn comes, so that X-Docora-Timestamp stays close to the sending time.
+	maxPreparedAge = 10 * time.Second
+)
+
+// prefetched is a small file's content read ahead and, when it matched its sha, its request
+// built and signed.
+type prefetched struct {
+	data       []byte
+	err        error
+	prepared   *webhook.Prepared
+	preparedAt time.Time
+}
+
+// aheadReader prepares a run's changes in order, readAheadDepth ahead of the one being sent.
+type aheadReader struct {
+	items chan *prefetched // one per change, in order; nil for a delete or a large file
+	stop  chan struct{}
+}
+
+func (e *Engine) readAhead(ctx context.Context, l store.LinkView, t webhook.Target, repo pkgwebhook.Repository, commit string, cs []changes.Change) *aheadReader {
+	a := &aheadReader{items: make(chan *prefetched, readAheadDepth), stop: make(chan struct{})}
+	go func() {
+		defer close(a.items)
+		for _, c := range cs {
+			p := e.prefetch(ctx, l, t, repo, commit, c)
+			select {
+			case a.items <- p:
+			case <-a.stop:
+				return
+			}
+		}
+	}()
+	return a
+}
+
+// next returns what was prepared for the next change (nil: nothing, read it when sending).
+func (a *aheadReader) next() *prefetched { return <-a.items }
+
+// close stops the reading ahead and waits for it to end.
+func (a *aheadReader) close() {
+	close(a.stop)
+	for range a.items {
+	}
+}
+
+// prefetch reads c's content and prepares its request, or returns nil when c has no content
+// or is large.
+func (e *Engine) prefetch(ctx context.Context, l store.LinkView, t webhook.Target, repo pkgwebhook.Repository, commit string, c changes.Change) *prefetched {
 	if c.Type == changes.Delete || c.Size > prefetchLimit {
 		return nil
 	}
-	p := &prefetched{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		rc, _, err := e.Git.ReadBlob(ctx, l.Repo.ID, c.Blob)
-		if err != nil {
-			p.err = err
-			return
-		}
-		defer rc.Close()
-		// One byte more than announced tells a longer blob (a mismatch the client reports).
-		buf := make([]byte, c.Size+1)
-		n, err := io.ReadFull(rc, buf)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			p.err = err
-			return
-		}
-		p.data = buf[:n]
-	}()
+	p := &prefetched{}
+	// The whole blob, whatever its size: one that does not match c is a mismatch the client
+	// reports.
+	if p.data, p.err = e.Git.ReadBlobBytes(ctx, l.Repo.ID, c.Blob); p.err != nil {
+		return p
+	}
+	fc := e.fileChange(l, c, DeliveryID(l, commit, c))
+	fc.Content = p.data
+	if c.Size <= e.Client.ChunkThreshold() {
+		// A failure (content that does not match) is left to the delivery, which reports it.
+		p.prepared, _ = e.Client.PrepareFile(t, repo, commit, fc)
+		p.preparedAt = e.Now()
+	}
 	return p
-}
-
-// content waits for the read and returns the content; false when there is none (nil p) or
-// the read failed, and the caller reads the blob itself. Content that does not match the
-// change's sha and size is caught by the webhook client like any other.
-func (p *prefetched) content() ([]byte, bool) {
-	if p == nil {
-		return nil, false
-	}
-	<-p.done
-	return p.data, p.err == nil
-}
-
-// wait lets a read in progress finish (nil p: nothing to wait for).
-func (p *prefetched) wait() {
-	if p != nil {
-		<-p.done
-	}
 }
 
 // nextAttempt is when a --watch pass retries a link after its retries-th consecutive failure:

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,10 +95,54 @@ func TestInFlightPathsAreResent(t *testing.T) {
 	}
 }
 
+// crashImage copies what a process killed now leaves on disk: the database with its WAL and
+// the delivery journals. restore puts that image back in place of whatever the process did
+// afterwards, with the store reopened — as the next process would find it.
+func crashImage(t *testing.T, f *fixture) (restore func()) {
+	t.Helper()
+	dir := t.TempDir()
+	var names []string
+	for _, pattern := range []string{f.dbPath, f.dbPath + "-wal", f.dbPath + "-runs/*"} {
+		m, _ := filepath.Glob(pattern)
+		names = append(names, m...)
+	}
+	for i, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), b, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	return func() {
+		t.Helper()
+		f.st.Close()
+		for _, pattern := range []string{f.dbPath + "*", f.dbPath + "-runs/*"} {
+			m, _ := filepath.Glob(pattern)
+			for _, name := range m {
+				if fi, err := os.Stat(name); err == nil && !fi.IsDir() {
+					_ = os.Remove(name)
+				}
+			}
+		}
+		for i, name := range names {
+			b, err := os.ReadFile(filepath.Join(dir, fmt.Sprint(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(name, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.restart()
+	}
+}
+
 // TestCrashAfterReceiverAcceptedResends: the receiver applies a change and the process dies
-// before recording it (the store goes away under the engine). The next process finds the dead
-// holder's lease, skips the link until the lease expires, then re-sends exactly that change —
-// with the same delivery id — and nothing else twice.
+// before recording it (kill -9: what was on disk at that moment is all the next process has).
+// The next process finds the dead holder's lease, skips the link until the lease expires, then
+// re-sends exactly that change — with the same delivery id — and nothing else twice.
 func TestCrashAfterReceiverAcceptedResends(t *testing.T) {
 	f := newFixture(t)
 	files := map[string]string{}
@@ -104,16 +150,22 @@ func TestCrashAfterReceiverAcceptedResends(t *testing.T) {
 		files[fmt.Sprintf("f%d.txt", i)] = fmt.Sprintf("file %d\n", i)
 	}
 	f.commit(files)
+	ctx, cancel := context.WithCancel(context.Background())
+	var restore func()
 	f.rec.setAfter(func(n int, r received) {
 		if n == 2 {
-			f.st.Close() // the process "dies" after the receiver answered the third request
+			// The process dies as the receiver answers the third request: nothing it does
+			// after this counts (restore), and it sends nothing more (cancel).
+			restore = crashImage(t, f)
+			cancel()
 		}
 	})
-	if r := f.sync(); r.Outcome != OutcomeFailed {
-		t.Fatalf("sync that lost its store: %+v", r)
-	}
+	f.eng.SyncLink(ctx, f.appID, f.repoID)
 	f.rec.setAfter(nil)
-	f.restart()
+	if n := len(f.rec.requests()); n != 3 {
+		t.Fatalf("%d requests before the crash, want 3", n)
+	}
+	restore()
 	l := f.linkView(f.appID)
 	if l.Status != store.StatusScanning || l.LeaseOwner == "" {
 		t.Fatalf("link as the dead process left it: %+v", l.Link)

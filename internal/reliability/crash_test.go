@@ -217,6 +217,17 @@ func afterCrash(t *testing.T, home string) []string {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// The dead process's last records are in its delivery journal: replay it, as the next
+	// run of the link will, before asking what was in flight.
+	links, err := st.ListLinks(ctx, store.LinkFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if err := st.Recover(ctx, l.AppID, l.Repo.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rows, err := st.DB().QueryContext(ctx, `SELECT path FROM delivery_state WHERE inflight_sha IS NOT NULL`)
 	if err != nil {
 		t.Fatal(err)

@@ -116,9 +116,10 @@ func (s *Store) SetAppTokenHash(ctx context.Context, id, hash string) error {
 // watched by anyone. It returns the ids of the repositories removed, whose caches the caller
 // deletes.
 func (s *Store) DeleteApp(ctx context.Context, id string) ([]string, error) {
-	var orphans []string
+	var orphans, repoIDs []string
 	err := s.WithTx(ctx, func(tx *sql.Tx) error {
-		repoIDs, err := queryStrings(ctx, tx, `SELECT repository_id FROM links WHERE app_id = ?`, id)
+		var err error
+		repoIDs, err = queryStrings(ctx, tx, `SELECT repository_id FROM links WHERE app_id = ?`, id)
 		if err != nil {
 			return err
 		}
@@ -137,6 +138,11 @@ func (s *Store) DeleteApp(ctx context.Context, id string) ([]string, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		for _, r := range repoIDs {
+			s.removeJournal(id, r)
+		}
+	}
 	return orphans, err
 }
 

@@ -304,6 +304,9 @@ func (s *Store) RegisterLink(ctx context.Context, reg Registration) (LinkView, b
 		reg.Repo.URLKey, reg.Repo.Branch).Scan(&id); err != nil {
 		return LinkView{}, false, fmt.Errorf("register repository: %w", err)
 	}
+	if existed {
+		s.removeJournal(reg.AppID, id) // a run of the old generation stops at its next record
+	}
 	v, err := s.GetLink(ctx, reg.AppID, id)
 	return v, existed, err
 }
@@ -320,6 +323,9 @@ func (s *Store) DeleteLink(ctx context.Context, appID, repoID string) (removedRe
 		removedRepo, err = deleteRepoIfUnwatched(ctx, tx, repoID)
 		return err
 	})
+	if err == nil {
+		s.removeJournal(appID, repoID)
+	}
 	return removedRepo, err
 }
 
@@ -348,7 +354,12 @@ func (s *Store) SetLinkToken(ctx context.Context, appID, repoID, token string) e
 // sends only what the app does not have.
 func (s *Store) ResetLink(ctx context.Context, appID, repoID string) error {
 	now := formatTime(s.now())
-	return s.WithTx(ctx, func(tx *sql.Tx) error {
+	err := s.WithTx(ctx, func(tx *sql.Tx) error {
+		// Reset keeps the delivery state, including what a running sync has journalled so
+		// far: the new generation voids the journal, so its records are applied first.
+		if err := s.replayJournal(ctx, tx, appID, repoID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE links SET status = ?, commit_sha = '', retry_count = 0, last_error = '',
 			next_attempt_at = NULL, generation = generation + 1, updated_at = ? WHERE app_id = ? AND repository_id = ?`,
 			StatusPendingSnapshot, now, appID, repoID)
@@ -357,6 +368,10 @@ func (s *Store) ResetLink(ctx context.Context, appID, repoID string) error {
 		}
 		return resetCircuit(ctx, tx, repoID, now)
 	})
+	if err == nil {
+		s.removeJournal(appID, repoID) // a run of the old generation stops at its next record
+	}
+	return err
 }
 
 func resetCircuit(ctx context.Context, tx *sql.Tx, repoID, now string) error {

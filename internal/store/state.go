@@ -74,6 +74,7 @@ type LinkRun struct {
 	what          string
 	leaseOwner    string // "": the run holds no lease FinishSynced should give up
 	stmts         map[string]*sql.Stmt
+	j             *journal // nil: each record is a store write (see WithJournal)
 }
 
 // WithLease tells r that its run holds the link's lease as owner: FinishSynced gives it up in
@@ -89,9 +90,9 @@ func (s *Store) Run(appID, repoID string, generation int64) *LinkRun {
 		what: "link " + appID + "/" + repoID, stmts: map[string]*sql.Stmt{}}
 }
 
-// Close releases the run's prepared statements.
+// Close folds and removes the run's journal and releases its prepared statements.
 func (r *LinkRun) Close() error {
-	var errs []error
+	errs := []error{r.closeJournal(context.Background())}
 	for q, st := range r.stmts {
 		errs = append(errs, st.Close())
 		delete(r.stmts, q)
@@ -102,13 +103,9 @@ func (r *LinkRun) Close() error {
 // exec runs query, a write conditioned on current(), with args followed by current()'s
 // arguments. When it changes nothing, why() says whether the link is gone or stale.
 func (r *LinkRun) exec(ctx context.Context, query string, args ...any) error {
-	st, ok := r.stmts[query]
-	if !ok {
-		var err error
-		if st, err = r.s.db.PrepareContext(ctx, query); err != nil {
-			return err
-		}
-		r.stmts[query] = st
+	st, err := r.stmt(ctx, query)
+	if err != nil {
+		return err
 	}
 	args = append(args, r.appID, r.repoID)
 	if r.generation != anyGeneration {
@@ -124,6 +121,19 @@ func (r *LinkRun) exec(ctx context.Context, query string, args ...any) error {
 	return nil
 }
 
+// stmt returns query prepared, once per run.
+func (r *LinkRun) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := r.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := r.s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	r.stmts[query] = st
+	return st, nil
+}
+
 // current is the SQL condition "the link exists in the run's generation".
 func (r *LinkRun) current() string {
 	if r.generation == anyGeneration {
@@ -134,9 +144,17 @@ func (r *LinkRun) current() string {
 
 // why explains why a write conditioned on current() did nothing: ErrNotFound, ErrStale, or
 // nil when the link is current (the write had nothing to change).
-func (r *LinkRun) why(ctx context.Context) error {
+func (r *LinkRun) why(ctx context.Context) error { return r.checkGeneration(ctx, r.s.db) }
+
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkGeneration fails with ErrNotFound or ErrStale when the link was removed, reset or
+// re-registered since the run started.
+func (r *LinkRun) checkGeneration(ctx context.Context, q rowQuerier) error {
 	var gen int64
-	err := r.s.db.QueryRowContext(ctx, `SELECT generation FROM links WHERE app_id = ? AND repository_id = ?`,
+	err := q.QueryRowContext(ctx, `SELECT generation FROM links WHERE app_id = ? AND repository_id = ?`,
 		r.appID, r.repoID).Scan(&gen)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -157,6 +175,9 @@ type Mark struct {
 
 // MarkInFlight records that sha is about to be sent for path.
 func (r *LinkRun) MarkInFlight(ctx context.Context, path, sha string) error {
+	if r.j != nil {
+		return wrapRecord(r.journalled(ctx, jInFlight, path, sha), "record %s in flight", path)
+	}
 	err := r.exec(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, inflight_sha)
 		SELECT ?, ?, ?, ? WHERE `+r.current()+`
 		ON CONFLICT (app_id, repository_id, path) DO UPDATE SET inflight_sha = excluded.inflight_sha`,
@@ -171,12 +192,17 @@ func (r *LinkRun) MarkInFlight(ctx context.Context, path, sha string) error {
 // marks next in flight in the same statement: one write between two deliveries.
 func (r *LinkRun) ConfirmDelivered(ctx context.Context, path, sha string, next *Mark) error {
 	var err error
-	if next == nil {
+	switch {
+	case r.j != nil && next == nil:
+		err = r.journalled(ctx, jConfirmed, path, sha)
+	case r.j != nil:
+		err = r.journalled(ctx, jNext, path, sha, next.Path, next.SHA)
+	case next == nil:
 		err = r.exec(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, sha)
 			SELECT ?, ?, ?, ? WHERE `+r.current()+`
 			ON CONFLICT (app_id, repository_id, path) DO UPDATE SET sha = excluded.sha, inflight_sha = NULL`,
 			r.appID, r.repoID, path, sha)
-	} else {
+	default:
 		// Two rows: (sha confirmed, nothing in flight) for path, (in flight) for next.
 		err = r.exec(ctx, `INSERT INTO delivery_state (app_id, repository_id, path, sha, inflight_sha)
 			SELECT column1, column2, column3, column4, column5 FROM (VALUES (?, ?, ?, ?, NULL), (?, ?, ?, NULL, ?))
@@ -194,12 +220,22 @@ func (r *LinkRun) ConfirmDelivered(ctx context.Context, path, sha string, next *
 
 // ConfirmDeleted records that the app deleted path.
 func (r *LinkRun) ConfirmDeleted(ctx context.Context, path string) error {
+	if r.j != nil {
+		return wrapRecord(r.journalled(ctx, jDeleted, path), "record delete of %s", path)
+	}
 	err := r.exec(ctx, `DELETE FROM delivery_state WHERE app_id = ? AND repository_id = ? AND path = ? AND `+r.current(),
 		r.appID, r.repoID, path)
 	if err != nil {
 		return fmt.Errorf("record delete of %s: %w", path, err)
 	}
 	return nil
+}
+
+func wrapRecord(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
 // Blob is what docora knows of a git blob's content.

@@ -38,6 +38,8 @@ type Store struct {
 	db  *sql.DB
 	box *secrets.Box
 	now func() time.Time
+	// journalDir holds the delivery journals of runs (journal.go).
+	journalDir string
 }
 
 // Open opens (creating when needed) the database at path and applies pending migrations.
@@ -53,7 +55,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, now: time.Now}
+	s := &Store{db: db, now: time.Now, journalDir: journalDir(path)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

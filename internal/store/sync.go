@@ -76,6 +76,9 @@ func (s *Store) SetStatus(ctx context.Context, appID, repoID, status string) err
 // FinishSynced records a completed run: every change of commit was delivered. When the run
 // holds the link's lease (WithLease), this last write also gives it up.
 func (r *LinkRun) FinishSynced(ctx context.Context, commit string, files, skipped int) error {
+	if err := r.Flush(ctx); err != nil {
+		return fmt.Errorf("record synced run: %w", err)
+	}
 	err := r.exec(ctx, `UPDATE links SET status = ?, commit_sha = ?, files_delivered = ?,
 		skipped_paths = ?, retry_count = 0, last_error = '', next_attempt_at = NULL, updated_at = ?,
 		lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END,
@@ -92,6 +95,9 @@ func (r *LinkRun) FinishSynced(ctx context.Context, commit string, files, skippe
 // the link is synced, scanned now (a pending sync request is served), and the lease held with
 // WithLease is given up — one write.
 func (r *LinkRun) FinishUnchanged(ctx context.Context, commit string) error {
+	if err := r.Flush(ctx); err != nil {
+		return fmt.Errorf("record unchanged run: %w", err)
+	}
 	now := formatTime(r.s.now())
 	err := r.exec(ctx, `UPDATE links SET status = ?, commit_sha = ?, retry_count = 0, last_error = '',
 		next_attempt_at = NULL, last_scanned_at = ?, sync_requested_at = NULL, updated_at = ?,
