@@ -328,8 +328,7 @@ func TestReadPackedDamage(t *testing.T) {
 
 			content, rc, _, ok := c.readPacked(ctx, f.key, plumbing.NewHash(id))
 			if rc != nil {
-				var err error
-				content, err = io.ReadAll(rc)
+				_, err := io.ReadAll(rc)
 				rc.Close()
 				if err == nil {
 					t.Errorf("damaged stream read to the end without an error")
