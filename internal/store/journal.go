@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // The delivery journal keeps a run's per-delivery records out of SQLite's hot path.
@@ -38,6 +39,9 @@ import (
 const (
 	// journalFoldRecords bounds a journal (and the work of replaying it) between folds.
 	journalFoldRecords = 8192
+	// journalMapSize is a new journal's size where it is mapped into memory; it doubles when
+	// full (a fold empties it every journalFoldRecords records, some 1.5 MB).
+	journalMapSize = 1 << 20
 	// maxJournalRecord bounds one record: two paths (git caps a path at 4 KiB) and two shas.
 	maxJournalRecord = 1 << 16
 )
@@ -72,7 +76,7 @@ type journalOp struct {
 // journal is the open journal of one run.
 type journal struct {
 	path    string
-	f       *os.File
+	jf      journalFile // nil until the first record
 	buf     []byte
 	ops     []journalOp // appended since the last fold
 	written bool        // the file holds records (a fold or the end removes them)
@@ -130,8 +134,8 @@ func parseJournal(b []byte) (appID, repoID string, generation int64, ops []journ
 	if len(kinds) == 0 || kinds[0] != jHeader || len(fields[0]) != 3 {
 		return "", "", 0, nil, false
 	}
-	var gen int64
-	if _, err := fmt.Sscan(fields[0][2], &gen); err != nil {
+	gen, err := strconv.ParseInt(fields[0][2], 10, 64)
+	if err != nil {
 		return "", "", 0, nil, false
 	}
 	for i := 1; i < len(kinds); i++ {
@@ -319,29 +323,31 @@ func (s *Store) removeJournal(appID, repoID string) {
 // question finds the file to unlink.
 func (r *LinkRun) journalled(ctx context.Context, kind byte, fields ...string) error {
 	j := r.j
-	if j.f == nil {
+	if j.jf == nil {
 		if err := r.openJournal(); err != nil {
 			return err
 		}
 		if err := r.checkGeneration(ctx, r.s.db); err != nil {
 			return err
 		}
-	} else if unlinked(j.f) {
+	} else if j.jf.unlinked() {
 		if err := r.checkGeneration(ctx, r.s.db); err != nil {
 			return err
 		}
-		// Unlinked while the link is current: someone removed the file by hand. Go on in a
-		// new one, the records so far are in memory and folded with the rest.
+		// Unlinked while the link is current (removed by hand): keep what it held in the
+		// store, and go on in a new file.
+		if err := r.Flush(ctx); err != nil {
+			return err
+		}
 		if err := r.openJournal(); err != nil {
 			return err
 		}
-		j.written = len(j.ops) > 0
 	}
 	j.buf = encodeRecord(j.buf[:0], kind, fields...)
 	if len(j.buf) > maxJournalRecord {
 		return fmt.Errorf("journal record of %d bytes: too large", len(j.buf))
 	}
-	if _, err := j.f.Write(j.buf); err != nil {
+	if err := j.jf.append(j.buf); err != nil {
 		return fmt.Errorf("write delivery journal: %w", err)
 	}
 	j.written = true
@@ -361,32 +367,33 @@ func (r *LinkRun) journalled(ctx context.Context, kind byte, fields ...string) e
 	return nil
 }
 
-// openJournal creates the run's journal file (replacing any) and writes its header.
+// header is the first record of the run's journal.
+func (r *LinkRun) header() []byte {
+	return encodeRecord(nil, jHeader, r.appID, r.repoID, strconv.FormatInt(r.generation, 10))
+}
+
+// openJournal creates the run's journal file (replacing any) with its header.
 func (r *LinkRun) openJournal() error {
 	j := r.j
-	if j.f != nil {
-		_ = j.f.Close()
-		j.f = nil
+	if j.jf != nil {
+		_ = j.jf.close()
+		j.jf = nil
 	}
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 		return fmt.Errorf("create journal directory: %w", err)
 	}
-	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o600)
+	jf, err := createJournalFile(j.path, r.header())
 	if err != nil {
-		return fmt.Errorf("open delivery journal: %w", err)
+		return fmt.Errorf("create delivery journal: %w", err)
 	}
-	j.f = f
-	j.buf = encodeRecord(j.buf[:0], jHeader, r.appID, r.repoID, fmt.Sprint(r.generation))
-	if _, err := f.Write(j.buf); err != nil {
-		return fmt.Errorf("write delivery journal: %w", err)
-	}
+	j.jf = jf
 	return nil
 }
 
 // ownsPath reports whether the journal's path still names the run's open file (and not, after
 // a reset, the journal of a newer run).
 func (j *journal) ownsPath() bool {
-	fi, err := j.f.Stat()
+	fi, err := j.jf.file().Stat()
 	if err != nil {
 		return false
 	}
@@ -412,10 +419,11 @@ func (r *LinkRun) Flush(ctx context.Context) error {
 		// Kept: the next fold, or the next run's replay, applies the records.
 		return fmt.Errorf("record deliveries: %w", err)
 	}
-	// Folded (or void): start the journal over.
+	// Folded (or void): start the journal over. A crash while it is emptied leaves records
+	// that are in the store already, or no header: either replays to the same state.
 	j.ops = j.ops[:0]
-	if terr := j.f.Truncate(0); terr != nil && err == nil {
-		err = fmt.Errorf("empty delivery journal: %w", terr)
+	if rerr := j.jf.reset(r.header()); rerr != nil && err == nil {
+		err = fmt.Errorf("empty delivery journal: %w", rerr)
 	} else {
 		j.written = false
 	}
@@ -425,7 +433,7 @@ func (r *LinkRun) Flush(ctx context.Context) error {
 // closeJournal folds what is left and removes the journal file.
 func (r *LinkRun) closeJournal(ctx context.Context) error {
 	j := r.j
-	if j == nil || j.f == nil {
+	if j == nil || j.jf == nil {
 		return nil
 	}
 	err := r.Flush(ctx)
@@ -437,7 +445,7 @@ func (r *LinkRun) closeJournal(ctx context.Context) error {
 			err = rerr
 		}
 	}
-	cerr := j.f.Close()
-	j.f = nil
+	cerr := j.jf.close()
+	j.jf = nil
 	return errors.Join(err, cerr)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/docora/docora/internal/secrets"
 )
 
-func newBox(t *testing.T, b byte) *secrets.Box {
+func newBox(t testing.TB, b byte) *secrets.Box {
 	t.Helper()
 	box, err := secrets.NewBox(bytes.Repeat([]byte{b}, 32))
 	if err != nil {
@@ -22,7 +22,7 @@ func newBox(t *testing.T, b byte) *secrets.Box {
 	return box
 }
 
-func openStore(t *testing.T, path string) *Store {
+func openStore(t testing.TB, path string) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), path)
 	if err != nil {
@@ -109,7 +109,7 @@ func TestAppsCRUD(t *testing.T) {
 	}
 }
 
-func register(t *testing.T, s *Store, appID, url, token string) LinkView {
+func register(t testing.TB, s *Store, appID, url, token string) LinkView {
 	t.Helper()
 	v, _, err := s.RegisterLink(context.Background(), Registration{
 		Repo:  Repository{ID: "repo_" + url, URL: url, URLKey: url, CloneURL: url + ".git", Owner: "o", Name: "n", Branch: "main"},
