@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -10,10 +11,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -479,4 +482,99 @@ func TestNewClientValidates(t *testing.T) {
 	if c.opts.ChunkSize != 524288 || c.opts.ChunkThreshold != 1048576 || c.opts.Timeout != 30*time.Second || c.UserAgent() != "docora/dev" {
 		t.Errorf("defaults: %+v, %s", c.opts, c.UserAgent())
 	}
+}
+
+// The transport must see a *bytes.Reader (else it writes the headers on their own: a second
+// wake-up of the receiver per request), and the body buffer may be reused only once the
+// transport is done with it — which, when the receiver answers before reading the body, is
+// after RoundTrip returned.
+func TestTrackedBodyRelease(t *testing.T) {
+	t.Run("answered after the body", func(t *testing.T) {
+		rv := newReceiver(t, nil)
+		c := newTestClient(t, ClientOptions{})
+		tb := &trackedBody{b: bytes.Repeat([]byte("x"), 100_000)}
+		if err := c.do(privateCtx(t), rv.target(), c.sign(rv.target(), "create", tb, "d", testNow)); err != nil {
+			t.Fatal(err)
+		}
+		if !tb.released() {
+			t.Fatal("body not released after a receiver read it and answered")
+		}
+		if got := rv.requests()[0].Body; !bytes.Equal(got, tb.b) {
+			t.Fatalf("receiver got %d bytes, want %d", len(got), len(tb.b))
+		}
+	})
+	t.Run("answered early", func(t *testing.T) {
+		proceed := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush() // the answer leaves before the body is read
+			<-proceed
+			_, _ = io.Copy(io.Discard, r.Body)
+		}))
+		defer srv.Close()
+		defer close(proceed)
+		c := newTestClient(t, ClientOptions{})
+		target := Target{BaseURL: srv.URL, AppID: "app", Key: testKey}
+		tb := &trackedBody{b: make([]byte, 64<<20)} // more than the socket buffers hold
+		if err := c.do(privateCtx(t), target, c.sign(target, "create", tb, "d", testNow)); err != nil {
+			t.Fatal(err)
+		}
+		if tb.released() {
+			t.Fatal("body released while the transport was still writing it")
+		}
+		proceed <- struct{}{}
+		deadline := time.Now().Add(10 * time.Second)
+		for !tb.released() {
+			if time.Now().After(deadline) {
+				t.Fatal("body never released after the receiver read it")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	t.Run("in-memory body", func(t *testing.T) {
+		var headerWrites atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+		}))
+		srv.Listener = &countingListener{Listener: srv.Listener, reads: &headerWrites}
+		srv.Start()
+		defer srv.Close()
+		c := newTestClient(t, ClientOptions{})
+		target := Target{BaseURL: srv.URL, AppID: "app", Key: testKey}
+		tb := &trackedBody{b: bytes.Repeat([]byte("y"), 2000)}
+		if err := c.do(privateCtx(t), target, c.sign(target, "create", tb, "d", testNow)); err != nil {
+			t.Fatal(err)
+		}
+		if n := headerWrites.Load(); n != 1 {
+			t.Errorf("the request reached the receiver in %d reads, want 1 (headers and body in one write)", n)
+		}
+	})
+}
+
+// countingListener counts the reads that returned data on its connections.
+type countingListener struct {
+	net.Listener
+	reads *atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, reads: l.reads}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	reads *atomic.Int32
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, err
 }

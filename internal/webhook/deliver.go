@@ -67,8 +67,8 @@ func ChunkID(deliveryID string) string {
 
 // DeliverFile sends a create or update for fc: one request for a file up to the chunk
 // threshold, one request per chunk, in order, above it, each needing a 2xx before the next.
-// The content is read once and streamed; above the threshold at most two chunks are in memory
-// (the next one is read, encoded and signed while one is sent). On failure nothing more is
+// The content is read once and streamed; above the threshold a few chunks are in memory (the
+// next ones are read, encoded and signed while one is sent). On failure nothing more is
 // sent and the error says which chunk failed; errors.As finds the *DeliveryError of a failed
 // request, errors.Is finds ErrContentMismatch when the content does not match fc.SHA and
 // fc.Size (checked before the last chunk goes out). The caller retries the whole change with
@@ -143,14 +143,23 @@ func (c *Client) fileBodyParts(repo webhook.Repository, commitSHA string, fc Fil
 		previousSHA: fc.PreviousSHA, commitSHA: commitSHA}, nil
 }
 
-// chunkRequest is one signed chunk request, or the error that ended the reading.
+// chunkRequest is one signed chunk request.
 type chunkRequest struct {
 	rq           *signedRequest
 	index, total int
 }
 
-// deliverChunked sends the chunks of fc in order. A goroutine reads, hashes, encodes and signs
-// chunk i+1 while chunk i is sent; the content check before the last chunk is unchanged.
+// rawChunk is one chunk's bytes, read and hashed, on their way to be encoded and signed.
+type rawChunk struct {
+	raw          []byte
+	index, total int
+	offset       int64
+}
+
+// deliverChunked sends the chunks of fc in order, in a pipeline of three goroutines: one
+// reads and hashes chunk i+2 (inflating it from the pack, most of the work), one encodes and
+// signs chunk i+1, and this one sends chunk i. The content check before the last chunk is
+// unchanged: the reader checks the sha before it hands the last chunk on.
 func (c *Client) deliverChunked(ctx context.Context, t Target, bp *bodyParts, fc FileChange) error {
 	rc, err := fc.open()
 	if err != nil {
@@ -160,43 +169,67 @@ func (c *Client) deliverChunked(ctx context.Context, t Target, bp *bodyParts, fc
 	if id == "" {
 		id = ChunkID(fc.DeliveryID)
 	}
+	raws := make(chan rawChunk, 1)
 	reqs := make(chan chunkRequest, 1)
-	free := make(chan []byte, 2) // body buffers the transport is done with
+	freeRaw := make(chan []byte, 3)  // raw buffers the encoder is done with
+	freeBody := make(chan []byte, 2) // body buffers the transport is done with
 	stop := make(chan struct{})
 	var readErr error
-	go func() {
-		defer close(reqs)
+	go func() { // read and hash
+		defer close(raws)
 		defer func() { _ = rc.Close() }()
 		readErr = streamChunkBytes(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, raw []byte) error {
 			var buf []byte
 			select {
-			case buf = <-free:
+			case buf = <-freeRaw:
 			default:
 			}
-			part := *bp
-			at := c.opts.Now()
-			part.content, part.how, part.timestamp = raw, contentBase64, webhook.FormatTimestamp(at)
-			part.chunk = &webhook.Chunk{ID: id, Index: index, Total: total, Offset: offset}
-			rq := c.sign(t, string(fc.Kind), &trackedBody{b: appendFileBody(buf[:0], &part)}, fc.DeliveryID, at)
+			buf = append(buf[:0], raw...)
 			select {
-			case reqs <- chunkRequest{rq: rq, index: index, total: total}:
+			case raws <- rawChunk{raw: buf, index: index, total: total, offset: offset}:
 				return nil
 			case <-stop:
 				return errStopped
 			}
 		})
 	}()
+	go func() { // encode and sign
+		defer close(reqs)
+		for rw := range raws {
+			var buf []byte
+			select {
+			case buf = <-freeBody:
+			default:
+			}
+			part := *bp
+			at := c.opts.Now()
+			part.content, part.how, part.timestamp = rw.raw, contentBase64, webhook.FormatTimestamp(at)
+			part.chunk = &webhook.Chunk{ID: id, Index: rw.index, Total: rw.total, Offset: rw.offset}
+			rq := c.sign(t, string(fc.Kind), &trackedBody{b: appendFileBody(buf[:0], &part)}, fc.DeliveryID, at)
+			select {
+			case freeRaw <- rw.raw:
+			default:
+			}
+			select {
+			case reqs <- chunkRequest{rq: rq, index: rw.index, total: rw.total}:
+			case <-stop:
+				for range raws { // let the reader stop
+				}
+				return
+			}
+		}
+	}()
 	for cr := range reqs {
 		err := c.do(ctx, t, cr.rq)
 		if cr.rq.tb.released() {
 			select {
-			case free <- cr.rq.tb.b:
+			case freeBody <- cr.rq.tb.b:
 			default:
 			}
 		}
 		if err != nil {
 			close(stop)
-			for range reqs { // let the reader finish and close the content
+			for range reqs { // let the encoder and the reader finish and close the content
 			}
 			return fmt.Errorf("%s %s chunk %d/%d: %w", fc.Kind, fc.Path, cr.index+1, cr.total, err)
 		}

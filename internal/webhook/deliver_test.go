@@ -295,7 +295,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// A 20 MB file is streamed: when chunk i arrives, no more than i+3 chunks' worth of bytes has
+// A 20 MB file is streamed: when chunk i arrives, no more than i+5 chunks' worth of bytes has
 // been read from the source, and the live heap stays far below the file size.
 func TestDeliverFileStreamsLargeFile(t *testing.T) {
 	const size = 20_000_000
@@ -330,8 +330,9 @@ func TestDeliverFileStreamsLargeFile(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		// Streaming: while chunk n is sent, chunk n+1 waits, signed, and chunk n+2 is read.
-		if read := src.n.Load(); read > int64(next+3)*rawPerChunk {
+		// Streaming: while chunk n is sent, chunk n+1 waits signed, n+2 is encoded, n+3 waits
+		// to be, and n+4 is read.
+		if read := src.n.Load(); read > int64(next+5)*rawPerChunk {
 			problems = append(problems, fmt.Sprintf("chunk %d arrived after %d bytes were read", next, read))
 		}
 		part, err := base64.StdEncoding.DecodeString(ev.File.Content)
