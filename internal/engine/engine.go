@@ -570,7 +570,7 @@ func (e *Engine) fileChange(l store.LinkView, c changes.Change, id string) webho
 const (
 	// readAheadDepth is how many changes are read and signed ahead of the one being sent;
 	// each holds at most one file up to prefetchLimit and its request body.
-	readAheadDepth = 4
+	readAheadDepth = 16
 	// prefetchLimit bounds the files read ahead (the chunk threshold's default): larger files
 	// are streamed when their turn comes.
 	prefetchLimit = 1 << 20
