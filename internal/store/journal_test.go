@@ -369,3 +369,28 @@ func FuzzJournalRecords(f *testing.F) {
 		}
 	})
 }
+
+// TestRemovedAndAddedAgain: a run of a link that was removed and added again meanwhile (same
+// app, same repository) does not take the new link for its own.
+func TestRemovedAndAddedAgain(t *testing.T) {
+	ctx := context.Background()
+	f := newJournalFixture(t)
+	r := f.run(t)
+	if err := r.ConfirmDelivered(ctx, "a", "s1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.DeleteLink(ctx, "app_1", f.repoID); err != nil {
+		t.Fatal(err)
+	}
+	v := register(t, f.s, "app_1", "https://h/o/n", "")
+	if v.Repo.ID != f.repoID || v.Generation == f.gen {
+		t.Fatalf("added again: repository %s generation %d; the old run had %s generation %d", v.Repo.ID, v.Generation, f.repoID, f.gen)
+	}
+	if err := r.ConfirmDelivered(ctx, "b", "t1", nil); !errors.Is(err, ErrStale) {
+		t.Fatalf("record of the old run: %v, want ErrStale", err)
+	}
+	r.Close()
+	if st := f.state(t); len(st) != 0 {
+		t.Fatalf("the old run's records reached the new link: %v", st)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -284,9 +285,13 @@ func (s *Store) RegisterLink(ctx context.Context, reg Registration) (LinkView, b
 			_, err = tx.ExecContext(ctx, `DELETE FROM delivery_state WHERE app_id = ? AND repository_id = ?`, reg.AppID, id)
 			return err
 		}
+		// A new link starts at a random generation: a run of a link removed and added again
+		// while it was going must not take the new link for its own (its records and writes
+		// are conditioned on the generation it started with).
 		_, err = tx.ExecContext(ctx, `INSERT INTO links (app_id, repository_id, status, git_token, include_patterns,
-			exclude_patterns, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			reg.AppID, id, StatusPendingSnapshot, token, encodePatterns(reg.Include), encodePatterns(reg.Exclude), now, now)
+			exclude_patterns, generation, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			reg.AppID, id, StatusPendingSnapshot, token, encodePatterns(reg.Include), encodePatterns(reg.Exclude),
+			rand.Int64N(1<<52), now, now)
 		if err != nil {
 			if strings.Contains(err.Error(), "FOREIGN KEY") {
 				return fmt.Errorf("app %s: %w", reg.AppID, ErrNotFound)
