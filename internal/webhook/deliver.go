@@ -3,12 +3,10 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -301,21 +299,6 @@ type filePart struct {
 	chunk   *webhook.Chunk
 }
 
-// fileParts reads fc's content and calls emit with the file object of each request, in order.
-// (DeliverFile uses parts, which hands out the content without converting it to a string.)
-func (c *Client) fileParts(fc FileChange, emit func(webhook.File) error) error {
-	return c.parts(fc, func(p filePart) error {
-		f := webhook.File{Path: fc.Path, SHA: fc.SHA, Size: fc.Size, Content: string(p.content), Chunk: p.chunk}
-		if p.how == contentBase64 {
-			f.Content = base64.StdEncoding.EncodeToString(p.content)
-		}
-		if p.how != contentText {
-			f.ContentEncoding = webhook.EncodingBase64
-		}
-		return emit(f)
-	})
-}
-
 // wholeContent reads and checks the content of fc, a file sent in one request.
 func (c *Client) wholeContent(fc FileChange) ([]byte, error) {
 	if fc.Content != nil {
@@ -332,35 +315,6 @@ func (c *Client) wholeContent(fc FileChange) ([]byte, error) {
 	return readWhole(rc, fc.Size, fc.SHA)
 }
 
-// parts reads fc's content and calls emit with each request's part, in order.
-func (c *Client) parts(fc FileChange, emit func(filePart) error) error {
-	if fc.Size <= c.opts.ChunkThreshold {
-		b, err := c.wholeContent(fc)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
-		}
-		return emit(wholePart(b, fc.Binary))
-	}
-	rc, err := fc.open()
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rc.Close() }()
-
-	id := fc.ChunkID
-	if id == "" {
-		id = ChunkID(fc.DeliveryID)
-	}
-	err = streamChunkBytes(rc, fc.Size, fc.SHA, c.opts.ChunkSize, func(index, total int, offset int64, raw []byte) error {
-		return emit(filePart{content: raw, how: contentBase64,
-			chunk: &webhook.Chunk{ID: id, Index: index, Total: total, Offset: offset}})
-	})
-	if err != nil && !isDeliveryFailure(err) {
-		return fmt.Errorf("%s %s: %w", fc.Kind, fc.Path, err)
-	}
-	return err
-}
-
 // wholePart is the part of a file sent in one request: text as is, anything else base64. A
 // cached verdict spares a second scan of content whose sha was just checked.
 func wholePart(b []byte, binary *bool) filePart {
@@ -369,21 +323,6 @@ func wholePart(b []byte, binary *bool) filePart {
 		return filePart{content: b, how: contentText}
 	}
 	return filePart{content: b, how: contentBase64}
-}
-
-// isDeliveryFailure reports whether err came out of emit, which already says what failed.
-func isDeliveryFailure(err error) bool {
-	var de *DeliveryError
-	return errors.As(err, &de)
-}
-
-// fileBody encodes the request body carrying f.
-func fileBody(fc FileChange, repo webhook.Repository, commitSHA string, f webhook.File, at time.Time) ([]byte, error) {
-	ts := webhook.FormatTimestamp(at)
-	if fc.Kind == Update {
-		return Marshal(webhook.UpdateEvent{Repository: repo, File: f, PreviousSHA: fc.PreviousSHA, CommitSHA: commitSHA, Timestamp: ts})
-	}
-	return Marshal(webhook.CreateEvent{Repository: repo, File: f, CommitSHA: commitSHA, Timestamp: ts})
 }
 
 // DeliverDelete sends the delete of d.Path.
