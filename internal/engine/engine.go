@@ -510,7 +510,10 @@ func DeliveryID(l store.LinkView, commit string, c changes.Change) string {
 // DeliveryTimeout), so a stop never abandons a request half-way; no new attempt starts after
 // a stop.
 func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, pre *prefetched) error {
-	id := DeliveryID(l, commit, c)
+	id := pre.deliveryID()
+	if id == "" {
+		id = DeliveryID(l, commit, c)
+	}
 	var err error
 	for attempt := 1; attempt <= e.Options.MaxAttempts; attempt++ {
 		reqCtx, cancel := context.WithTimeout(netguard.WithPolicy(context.WithoutCancel(ctx), e.Policy), e.Options.DeliveryTimeout)
@@ -582,10 +585,19 @@ const (
 // prefetched is a small file's content read ahead and, when it matched its sha, its request
 // built and signed.
 type prefetched struct {
+	id         string // the change's DeliveryID
 	data       []byte
 	err        error
 	prepared   *webhook.Prepared
 	preparedAt time.Time
+}
+
+// deliveryID is the delivery id computed ahead ("" when nothing was: nil p).
+func (p *prefetched) deliveryID() string {
+	if p == nil {
+		return ""
+	}
+	return p.id
 }
 
 // aheadReader prepares a run's changes in order, readAheadDepth ahead of the one being sent.
@@ -626,13 +638,13 @@ func (e *Engine) prefetch(ctx context.Context, l store.LinkView, t webhook.Targe
 	if c.Type == changes.Delete || c.Size > prefetchLimit {
 		return nil
 	}
-	p := &prefetched{}
+	p := &prefetched{id: DeliveryID(l, commit, c)}
 	// The whole blob, whatever its size: one that does not match c is a mismatch the client
 	// reports.
 	if p.data, p.err = e.Git.ReadBlobBytes(ctx, l.Repo.ID, c.Blob); p.err != nil {
 		return p
 	}
-	fc := e.fileChange(l, c, DeliveryID(l, commit, c))
+	fc := e.fileChange(l, c, p.id)
 	fc.Content = p.data
 	if c.Size <= e.Client.ChunkThreshold() {
 		// A failure (content that does not match) is left to the delivery, which reports it.
