@@ -19,22 +19,23 @@ import (
 //
 // SPEC §5 wants every confirmation (and the next change's in-flight mark) recorded before the
 // next request goes out. A SQLite commit costs 30–45 µs here, as much as the request it records
-// on a local receiver; appending one record to a file costs about 1.5 µs. A journalled run
-// (LinkRun.WithJournal) therefore appends each record to <db>-runs/<link>.journal with one
-// write(2) — durable across a crash of the process, like SQLite's WAL at synchronous=NORMAL —
-// and folds the journal into delivery_state in one transaction when the run ends, every
+// on a local receiver. A journalled run (LinkRun.WithJournal) therefore appends each record to
+// <db>-runs/<link>.journal — on Unix a copy into the file mapped shared, elsewhere one write(2);
+// either outlives a crash of the process, like SQLite's WAL at synchronous=NORMAL — and folds
+// the journal into delivery_state in one transaction when the run ends, every
 // journalFoldRecords records, and before any other write about the link. A run that dies
 // leaves its journal behind; the next run of the link (which holds the lease, so nobody else
 // writes it) replays it before it reads the delivery state. Replaying twice is harmless: the
 // records set values, they do not add to them.
 //
-// The journal belongs to one generation of the link: a reset or re-registration (a new
-// generation, delivery state cleared) or a removal makes the records void, and folding or
-// replaying them then discards them.
+// The journal belongs to one generation of the link. A removal or a re-registration (delivery
+// state cleared) makes its records void: folding or replaying them discards them. A reset keeps
+// the delivery state, so it applies the journal before it moves the generation on.
 //
 // File format: a header record, then one record per call. A record is
 // uint32 payload length | uint32 CRC-32C of the payload | payload (little endian). Replay stops
-// at the first short or corrupt record: the records after it were never written completely.
+// at the first short, zero or corrupt record: the records after it were never written
+// completely (a mapped journal is zeros after its last record).
 
 const (
 	// journalFoldRecords bounds a journal (and the work of replaying it) between folds.
