@@ -74,6 +74,17 @@ type journalOp struct {
 	nextPath, nextSHA string
 }
 
+// journalFile is an open delivery journal file (journalfile_*.go). On Unix it is mapped into
+// memory: appending a record is a copy into the page cache, without a system call per
+// delivery; elsewhere each record is one write.
+type journalFile interface {
+	append(rec []byte) error
+	reset(header []byte) error // empty the journal; it starts over with header
+	unlinked() bool            // the file lost its name (removal, reset, re-registration)
+	file() *os.File
+	close() error
+}
+
 // journal is the open journal of one run.
 type journal struct {
 	path    string

@@ -7,15 +7,7 @@ import (
 	"os"
 )
 
-// journalFile is an open delivery journal; elsewhere than on Unix, each record is one write.
-type journalFile interface {
-	append(rec []byte) error
-	reset(header []byte) error // empty the journal; it starts over with header
-	unlinked() bool            // the file lost its name (removal, reset, re-registration)
-	file() *os.File
-	close() error
-}
-
+// writtenJournal is a journal file written record by record.
 type writtenJournal struct{ f *os.File }
 
 // createJournalFile creates (or empties) the journal at path and writes header into it.

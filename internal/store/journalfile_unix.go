@@ -8,17 +8,8 @@ import (
 	"syscall"
 )
 
-// journalFile is an open delivery journal. On Unix its file is mapped into memory: appending a
-// record is a copy into the page cache, which outlives a crash of the process as a write(2)
-// does, without a system call per delivery.
-type journalFile interface {
-	append(rec []byte) error
-	reset(header []byte) error // empty the journal; it starts over with header
-	unlinked() bool            // the file lost its name (removal, reset, re-registration)
-	file() *os.File
-	close() error
-}
-
+// mappedJournal is a journal file mapped shared: records are copied into the page cache, which
+// outlives a crash of the process as a write(2) does.
 type mappedJournal struct {
 	f   *os.File
 	mem []byte // the file, mapped shared; zeros after off
