@@ -8,7 +8,7 @@ import (
 	"github.com/docora/docora/internal/github"
 	"github.com/docora/docora/internal/gitsource"
 	"github.com/docora/docora/internal/registry"
-	"github.com/docora/docora/internal/webhook"
+	"github.com/docora/docora/internal/delivery"
 )
 
 // wire sets the factory's service constructors.
@@ -18,7 +18,7 @@ func wire(f *command.Factory) {
 		if err != nil {
 			return nil, err
 		}
-		client, err := webhook.NewClient(webhook.ClientOptions{Version: f.Build.Version, Timeout: o.Timeout,
+		client, err := delivery.NewClient(delivery.ClientOptions{Version: f.Build.Version, Timeout: o.Timeout,
 			ChunkThreshold: o.ChunkThreshold, ChunkSize: o.ChunkSize})
 		if err != nil {
 			return nil, command.Usagef("%v", err)

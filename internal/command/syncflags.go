@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/docora/docora/internal/webhook"
+	"github.com/docora/docora/internal/delivery"
 )
 
 // SyncFlags are the scheduler and delivery settings shared by `docora sync` and the worker
@@ -31,9 +31,9 @@ func (s *SyncFlags) AddSyncFlags(fl *pflag.FlagSet, helpPrefix string) {
 	fl.DurationVar(&s.Engine.BackoffBase, "backoff-base", time.Second, h("first retry delay, doubled at each attempt (with jitter)"))
 	fl.IntVar(&s.Engine.CircuitThreshold, "circuit-threshold", 5, h("consecutive git failures that pause a repository"))
 	fl.DurationVar(&s.Engine.CircuitCooldown, "circuit-cooldown", 30*time.Minute, h("how long an open circuit pauses a repository"))
-	fl.DurationVar(&s.Timeout, "timeout", webhook.DefaultTimeout, h("webhook request timeout"))
-	fl.Int64Var(&s.ChunkThreshold, "chunk-threshold", webhook.DefaultChunkThreshold, h("files larger than this many bytes are sent in chunks"))
-	fl.IntVar(&s.ChunkSize, "chunk-size", webhook.DefaultChunkSize, h("base64 characters per chunk (a multiple of 4)"))
+	fl.DurationVar(&s.Timeout, "timeout", delivery.DefaultTimeout, h("webhook request timeout"))
+	fl.Int64Var(&s.ChunkThreshold, "chunk-threshold", delivery.DefaultChunkThreshold, h("files larger than this many bytes are sent in chunks"))
+	fl.IntVar(&s.ChunkSize, "chunk-size", delivery.DefaultChunkSize, h("base64 characters per chunk (a multiple of 4)"))
 }
 
 // Validate checks the values (usage errors, exit code 2).

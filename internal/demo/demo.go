@@ -25,8 +25,8 @@ import (
 	"github.com/docora/docora/internal/registry"
 	"github.com/docora/docora/internal/secrets"
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/webhook"
-	pkgwebhook "github.com/docora/docora/pkg/webhook"
+	"github.com/docora/docora/internal/delivery"
+	"github.com/docora/docora/pkg/webhook"
 )
 
 // Options configure Run.
@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	key := secrets.NewClientAuthKey()
 	h, err := mirror.New(mirror.Options{Dir: sum.MirrorDir, Key: []byte(key), Logger: log,
-		Reassembler: pkgwebhook.ReassemblerOptions{Dir: dir}})
+		Reassembler: webhook.ReassemblerOptions{Dir: dir}})
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum.Repository = Repository{RepositoryID: link.Repo.ID, URL: link.Repo.URL, Branch: link.Repo.Branch}
 
-	client, err := webhook.NewClient(webhook.ClientOptions{Version: o.Version})
+	client, err := delivery.NewClient(delivery.ClientOptions{Version: o.Version})
 	if err != nil {
 		return nil, err
 	}

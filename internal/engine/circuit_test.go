@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/docora/docora/internal/store"
-	pkgwebhook "github.com/docora/docora/pkg/webhook"
+	"github.com/docora/docora/pkg/webhook"
 )
 
 func circuitOptions(c *fixtureConfig) {
@@ -27,7 +27,7 @@ func syncFailedBody(f *fixture, failures, retries int, until time.Time) *regexp.
 		`","owner":"acme","name":"docs"\},` +
 		`"error":\{"type":"git_failure","message":"(?:[^"\\]|\\.)*status code: 500(?:[^"\\]|\\.)*"\},` +
 		`"circuit_breaker":\{"status":"open","consecutive_failures":` + fmt.Sprint(failures) + `,"threshold":3,` +
-		`"cooldown_until":"` + q(pkgwebhook.FormatTimestamp(until)) + `"\},` +
+		`"cooldown_until":"` + q(webhook.FormatTimestamp(until)) + `"\},` +
 		`"retry_count":` + fmt.Sprint(retries) + `,` +
 		`"timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"\}$`)
 }

@@ -24,8 +24,8 @@ import (
 	"github.com/docora/docora/internal/gitsource"
 	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/webhook"
-	pkgwebhook "github.com/docora/docora/pkg/webhook"
+	"github.com/docora/docora/internal/delivery"
+	"github.com/docora/docora/pkg/webhook"
 )
 
 // Options tune runs; zero values take the documented defaults.
@@ -73,7 +73,7 @@ type Observer interface {
 type Engine struct {
 	Store    *store.Store
 	Git      *gitsource.Cache
-	Client   *webhook.Client
+	Client   *delivery.Client
 	Policy   netguard.Policy
 	Logger   *slog.Logger
 	Observer Observer
@@ -368,7 +368,7 @@ func (e *Engine) run(ctx context.Context, l store.LinkView, r Result, probe *hal
 		r.Outcome, r.Reason = OutcomeStopped, "app removed"
 		return r
 	}
-	target := webhook.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
+	target := delivery.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
 	repo := repoPayload(l.Repo)
 	// Between two deliveries the run makes one record: the confirmation of a change also
 	// marks the next one in flight. The next changes are read, checked, encoded and signed
@@ -490,8 +490,8 @@ func stopReason(ctx context.Context) string {
 	return "stopped"
 }
 
-func repoPayload(r store.Repository) pkgwebhook.Repository {
-	return pkgwebhook.Repository{RepositoryID: r.ID, GitHubURL: r.URL, Owner: r.Owner, Name: r.Name}
+func repoPayload(r store.Repository) webhook.Repository {
+	return webhook.Repository{RepositoryID: r.ID, GitHubURL: r.URL, Owner: r.Owner, Name: r.Name}
 }
 
 // DeliveryID is the X-Docora-Delivery of a change: identical on every retry of the same change
@@ -509,7 +509,7 @@ func DeliveryID(l store.LinkView, commit string, c changes.Change) string {
 // MaxAttempts. Each request runs to completion even when ctx is cancelled (bounded by
 // DeliveryTimeout), so a stop never abandons a request half-way; no new attempt starts after
 // a stop.
-func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, pre *prefetched) error {
+func (e *Engine) deliverWithRetries(ctx context.Context, t delivery.Target, repo webhook.Repository, l store.LinkView, commit string, c changes.Change, pre *prefetched) error {
 	id := pre.deliveryID()
 	if id == "" {
 		id = DeliveryID(l, commit, c)
@@ -532,7 +532,7 @@ func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo 
 			break
 		}
 		// Backoff counts retries from 0: the first retry waits about BackoffBase (SPEC §5).
-		delay := webhook.RetryDelay(err, webhook.Backoff(attempt-1, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand))
+		delay := delivery.RetryDelay(err, delivery.Backoff(attempt-1, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand))
 		if serr := e.Sleep(ctx, delay); serr != nil {
 			break
 		}
@@ -540,9 +540,9 @@ func (e *Engine) deliverWithRetries(ctx context.Context, t webhook.Target, repo 
 	return err
 }
 
-func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.Repository, l store.LinkView, commit string, c changes.Change, id string, pre *prefetched, attempt int) error {
+func (e *Engine) deliver(ctx context.Context, t delivery.Target, repo webhook.Repository, l store.LinkView, commit string, c changes.Change, id string, pre *prefetched, attempt int) error {
 	if c.Type == changes.Delete {
-		return e.Client.DeliverDelete(ctx, t, repo, commit, webhook.Deletion{Path: c.Path, SHA: c.SHA, DeliveryID: id})
+		return e.Client.DeliverDelete(ctx, t, repo, commit, delivery.Deletion{Path: c.Path, SHA: c.SHA, DeliveryID: id})
 	}
 	if pre != nil && pre.prepared != nil && attempt == 1 && e.Now().Sub(pre.preparedAt) < maxPreparedAge {
 		return e.Client.SendPrepared(ctx, t, pre.prepared)
@@ -559,12 +559,12 @@ func (e *Engine) deliver(ctx context.Context, t webhook.Target, repo pkgwebhook.
 }
 
 // fileChange is the webhook change of c, a create or update, without its content.
-func (e *Engine) fileChange(l store.LinkView, c changes.Change, id string) webhook.FileChange {
-	kind := webhook.Create
+func (e *Engine) fileChange(l store.LinkView, c changes.Change, id string) delivery.FileChange {
+	kind := delivery.Create
 	if c.Type == changes.Update {
-		kind = webhook.Update
+		kind = delivery.Update
 	}
-	return webhook.FileChange{
+	return delivery.FileChange{
 		Kind: kind, Path: c.Path, SHA: c.SHA, Size: c.Size, PreviousSHA: c.PreviousSHA, DeliveryID: id,
 		Binary: &c.Binary, // the blob cache's verdict: no second UTF-8 scan of the content
 	}
@@ -588,7 +588,7 @@ type prefetched struct {
 	id         string // the change's DeliveryID
 	data       []byte
 	err        error
-	prepared   *webhook.Prepared
+	prepared   *delivery.Prepared
 	preparedAt time.Time
 }
 
@@ -606,7 +606,7 @@ type aheadReader struct {
 	stop  chan struct{}
 }
 
-func (e *Engine) readAhead(ctx context.Context, l store.LinkView, t webhook.Target, repo pkgwebhook.Repository, commit string, cs []changes.Change) *aheadReader {
+func (e *Engine) readAhead(ctx context.Context, l store.LinkView, t delivery.Target, repo webhook.Repository, commit string, cs []changes.Change) *aheadReader {
 	a := &aheadReader{items: make(chan *prefetched, readAheadDepth), stop: make(chan struct{})}
 	go func() {
 		defer close(a.items)
@@ -634,7 +634,7 @@ func (a *aheadReader) close() {
 
 // prefetch reads c's content and prepares its request, or returns nil when c has no content
 // or is large.
-func (e *Engine) prefetch(ctx context.Context, l store.LinkView, t webhook.Target, repo pkgwebhook.Repository, commit string, c changes.Change) *prefetched {
+func (e *Engine) prefetch(ctx context.Context, l store.LinkView, t delivery.Target, repo webhook.Repository, commit string, c changes.Change) *prefetched {
 	if c.Type == changes.Delete || c.Size > prefetchLimit {
 		return nil
 	}
@@ -709,17 +709,17 @@ func (e *Engine) notifyCircuitOpen(ctx context.Context, repo store.Repository, m
 		if err != nil {
 			continue
 		}
-		ev := pkgwebhook.SyncFailedEvent{
+		ev := webhook.SyncFailedEvent{
 			Event:      "sync_failed",
 			Repository: repoPayload(repo),
-			Error:      pkgwebhook.SyncError{Type: "git_failure", Message: gitsource.Scrub(msg, l.GitToken)},
-			CircuitBreaker: pkgwebhook.CircuitBreaker{Status: "open", ConsecutiveFailures: cs.Failures,
-				Threshold: e.Options.CircuitThreshold, CooldownUntil: pkgwebhook.FormatTimestamp(cs.Until)},
+			Error:      webhook.SyncError{Type: "git_failure", Message: gitsource.Scrub(msg, l.GitToken)},
+			CircuitBreaker: webhook.CircuitBreaker{Status: "open", ConsecutiveFailures: cs.Failures,
+				Threshold: e.Options.CircuitThreshold, CooldownUntil: webhook.FormatTimestamp(cs.Until)},
 			RetryCount: l.RetryCount,
 		}
 		sum := sha256.Sum256([]byte(fmt.Sprintf("sync_failed\x00%s\x00%s\x00%d", repo.ID, app.ID, cs.Until.UnixMilli())))
 		id := "dlv_" + hex.EncodeToString(sum[:16])
-		t := webhook.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
+		t := delivery.Target{BaseURL: app.BaseURL, AppID: app.ID, Key: app.ClientAuthKey}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -731,7 +731,7 @@ func (e *Engine) notifyCircuitOpen(ctx context.Context, repo store.Repository, m
 					return
 				}
 				e.Logger.Warn("sync_failed delivery failed", "app_id", app.ID, "attempt", attempt, "error", err)
-				if e.Sleep(ctx, webhook.Backoff(attempt-1, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand)) != nil {
+				if e.Sleep(ctx, delivery.Backoff(attempt-1, e.Options.BackoffBase, 2, e.Options.MaxBackoff, e.Rand)) != nil {
 					return
 				}
 			}

@@ -15,7 +15,7 @@ import (
 	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/secrets"
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/webhook"
+	"github.com/docora/docora/internal/delivery"
 )
 
 // fixture is a store with one app whose base URL is a real mirror receiver (behind a
@@ -41,14 +41,14 @@ type fixture struct {
 
 // fixtureConfig is what a test may change before the fixture is built.
 type fixtureConfig struct {
-	client webhook.ClientOptions
+	client delivery.ClientOptions
 	engine Options
 }
 
 func newFixture(t testing.TB, opts ...func(*fixtureConfig)) *fixture {
 	t.Helper()
 	cfg := fixtureConfig{
-		client: webhook.ClientOptions{Version: "test", Timeout: 5 * time.Second},
+		client: delivery.ClientOptions{Version: "test", Timeout: 5 * time.Second},
 		engine: Options{BackoffBase: time.Millisecond},
 	}
 	for _, o := range opts {
@@ -60,7 +60,7 @@ func newFixture(t testing.TB, opts ...func(*fixtureConfig)) *fixture {
 
 	git := gittest.NewServer(t)
 	repo := gittest.NewRepo(t, git, "acme/docs.git")
-	client, err := webhook.NewClient(cfg.client)
+	client, err := delivery.NewClient(cfg.client)
 	if err != nil {
 		t.Fatal(err)
 	}

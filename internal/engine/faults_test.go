@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/webhook"
+	"github.com/docora/docora/internal/delivery"
 )
 
 // smallChunks makes files above 64 KiB go out in 16 KiB-character chunks, so that chunked
@@ -253,7 +253,7 @@ func TestRetryAfterBounded(t *testing.T) {
 		}
 	}
 	// The bound the CLI uses.
-	if webhook.DefaultMaxRetryAfter > 5*time.Minute {
-		t.Errorf("default Retry-After bound %s is above 5 min", webhook.DefaultMaxRetryAfter)
+	if delivery.DefaultMaxRetryAfter > 5*time.Minute {
+		t.Errorf("default Retry-After bound %s is above 5 min", delivery.DefaultMaxRetryAfter)
 	}
 }

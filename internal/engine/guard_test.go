@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/docora/docora/internal/netguard"
-	"github.com/docora/docora/internal/webhook"
-	pkgwebhook "github.com/docora/docora/pkg/webhook"
+	"github.com/docora/docora/internal/delivery"
+	"github.com/docora/docora/pkg/webhook"
 )
 
 // loopbackName returns a host name that resolves only to loopback addresses and does not look
@@ -63,9 +63,9 @@ func TestGuardAtDialTime(t *testing.T) {
 
 	// The webhook itself, under the strict policy: refused at dial time.
 	err := f.eng.Client.DeliverFile(netguard.WithPolicy(ctx, strict),
-		webhook.Target{BaseURL: hooks, AppID: f.appID, Key: app.ClientAuthKey},
-		pkgwebhook.Repository{RepositoryID: f.repoID}, f.repo.Head(),
-		webhook.FileChange{Kind: webhook.Create, Path: "a.txt", SHA: sha("a\n"), Size: 2, DeliveryID: "dlv_guard",
+		delivery.Target{BaseURL: hooks, AppID: f.appID, Key: app.ClientAuthKey},
+		webhook.Repository{RepositoryID: f.repoID}, f.repo.Head(),
+		delivery.FileChange{Kind: delivery.Create, Path: "a.txt", SHA: sha("a\n"), Size: 2, DeliveryID: "dlv_guard",
 			Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("a\n")), nil }})
 	if !errors.Is(err, netguard.ErrForbiddenAddress) || !strings.Contains(err.Error(), "--allow-private-networks") {
 		t.Errorf("delivery to %s under the strict policy: %v", hooks, err)

@@ -1,7 +1,7 @@
 // Package webhook builds and sends docora's webhooks (SPEC §6): the JavaScript-compatible JSON
 // encoding, the HMAC signature, text and binary content, the streaming of large files in chunks,
 // and an HTTP client that only reaches public addresses and never follows redirects.
-package webhook
+package delivery
 
 import (
 	"bytes"
