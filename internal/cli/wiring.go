@@ -4,11 +4,11 @@ import (
 	"context"
 
 	"github.com/docora/docora/internal/command"
+	"github.com/docora/docora/internal/delivery"
 	"github.com/docora/docora/internal/engine"
 	"github.com/docora/docora/internal/github"
 	"github.com/docora/docora/internal/gitsource"
 	"github.com/docora/docora/internal/registry"
-	"github.com/docora/docora/internal/delivery"
 )
 
 // wire sets the factory's service constructors.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/docora/docora/internal/config"
+	"github.com/docora/docora/internal/delivery"
 	"github.com/docora/docora/internal/engine"
 	"github.com/docora/docora/internal/github"
 	"github.com/docora/docora/internal/gitserve"
@@ -25,7 +26,6 @@ import (
 	"github.com/docora/docora/internal/registry"
 	"github.com/docora/docora/internal/secrets"
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/delivery"
 	"github.com/docora/docora/pkg/webhook"
 )
 

@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/docora/docora/internal/changes"
+	"github.com/docora/docora/internal/delivery"
 	"github.com/docora/docora/internal/gitsource"
 	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/delivery"
 	"github.com/docora/docora/pkg/webhook"
 )
 

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docora/docora/internal/delivery"
 	"github.com/docora/docora/internal/gitsource"
 	"github.com/docora/docora/internal/gittest"
 	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/secrets"
 	"github.com/docora/docora/internal/store"
-	"github.com/docora/docora/internal/delivery"
 )
 
 // fixture is a store with one app whose base URL is a real mirror receiver (behind a

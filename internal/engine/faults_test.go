@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docora/docora/internal/store"
 	"github.com/docora/docora/internal/delivery"
+	"github.com/docora/docora/internal/store"
 )
 
 // smallChunks makes files above 64 KiB go out in 16 KiB-character chunks, so that chunked

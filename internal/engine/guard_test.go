@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/internal/delivery"
+	"github.com/docora/docora/internal/netguard"
 	"github.com/docora/docora/pkg/webhook"
 )
 
